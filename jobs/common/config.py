@@ -1,0 +1,260 @@
+"""Typed configuration, resolved once at the entry point.
+
+Files are layered: ``config/base.yaml``, then ``config/sources.yaml`` (source specs,
+as data), then ``config/<env>.yaml``, then environment variables
+``LAKEHOUSE__SECTION__KEY=value`` (YAML-parsed). The merged mapping is validated into
+frozen pydantic models. Every leaf remembers which file (or variable) set it, so an
+unknown key names the file it is in and a missing key names the files that may set it.
+
+Secrets never appear as values: a :class:`SecretRef` names a Secrets Manager secret
+or an environment variable, and is resolved at job start by the IO layer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from jobs.common.errors import ConfigError
+
+ENVIRONMENTS = ("local", "dev", "prod")
+ENV_PREFIX = "LAKEHOUSE__"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(_Frozen):
+    """Where a secret lives, written ``secretsmanager:<name or ARN>`` or ``env:<VAR>``.
+
+    The reference is a single scalar so an overlay replaces it whole.
+    """
+
+    kind: Literal["secretsmanager", "env"]
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            kind, sep, name = value.partition(":")
+            if not sep or kind not in ("secretsmanager", "env") or not name:
+                raise ValueError(
+                    f"expected 'secretsmanager:<name or ARN>' or 'env:<VAR>', found {value!r}"
+                )
+            return {"kind": kind, "name": name}
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class StorageSettings(_Frozen):
+    """Where the lake lives. ``root`` None means ``LAKEHOUSE_HOME`` (local runs)."""
+
+    root: str | None
+    artifacts_uri: str | None = None
+
+
+class SparkSettings(_Frozen):
+    """Spark session settings; the builder in ``jobs.common.spark`` applies them."""
+
+    app_name: str
+    master: str | None
+    shuffle_partitions: int = Field(gt=0)
+    driver_memory: str
+    ui_enabled: bool
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"]
+    catalog: Literal["in-memory", "hive", "glue"]
+    extra_conf: dict[str, str]
+
+
+class JvmSettings(_Frozen):
+    """Local JVM dependencies: the pom listing them and the cache folder they land in."""
+
+    pom: str
+    jars_dir: str
+
+
+class LoggingSettings(_Frozen):
+    """Structured logging."""
+
+    level: Literal["ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+class GeneratorSettings(_Frozen):
+    """Defaults of the domain data generator (CLI flags override them)."""
+
+    seed: int
+    scale: float = Field(gt=0)
+    days: int = Field(gt=0)
+    start_date: date
+    malformed_rate: float = Field(ge=0, le=0.5)
+    duplicate_rate: float = Field(ge=0, le=0.5)
+    late_rate: float = Field(ge=0, le=0.5)
+    schema_change_day: int = Field(gt=0)
+
+
+class EntitySpec(_Frozen):
+    """One entity of a source system: its business key and incremental cursor."""
+
+    primary_key: list[str]
+    cursor: str | None = None
+
+
+class SourceSpec(_Frozen):
+    """A source system, declared as data; connectors are chosen by ``type``."""
+
+    type: Literal["jdbc", "rest", "kafka", "files", "fx"]
+    description: str
+    entities: dict[str, EntitySpec]
+    credentials: SecretRef | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Settings(_Frozen):
+    """The whole resolved configuration of one environment."""
+
+    project: str
+    env: Literal["local", "dev", "prod"]
+    runtime: Literal["local", "emr"]
+    storage: StorageSettings
+    spark: SparkSettings
+    jvm: JvmSettings
+    logging: LoggingSettings
+    generator: GeneratorSettings
+    sources: dict[str, SourceSpec]
+
+
+def load_settings(
+    env: str,
+    *,
+    config_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve the configuration of ``env`` into frozen :class:`Settings`.
+
+    Args:
+        env: one of ``local``, ``dev``, ``prod``.
+        config_dir: folder holding ``base.yaml``, ``sources.yaml`` and ``<env>.yaml``.
+        environ: environment used for ``LAKEHOUSE__*`` overrides (default ``os.environ``).
+
+    Returns:
+        The validated, immutable settings.
+
+    Raises:
+        ConfigError: unknown environment, unreadable file, unknown key, missing key
+            or invalid value; the message names the key and the file (or variable).
+
+    Example:
+        >>> settings = load_settings("local")
+        >>> settings.spark.master
+        'local[2]'
+    """
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment '{env}': expected one of {', '.join(ENVIRONMENTS)}")
+    folder = config_dir or DEFAULT_CONFIG_DIR
+    environ = os.environ if environ is None else environ
+    layers = [folder / "base.yaml", folder / "sources.yaml", folder / f"{env}.yaml"]
+    merged: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for path in layers:
+        _merge(merged, _read_yaml(path), _display(path), origin, ())
+    _merge(merged, _env_overrides(environ), "", origin, (), env_names=True)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, [_display(p) for p in layers])) from None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{_display(path)}: configuration file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{_display(path)}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{_display(path)}: expected a mapping at the top, found {type(data).__name__}")
+    return data
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        node = tree
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = {"__env__": name, "value": yaml.safe_load(environ[name])}
+    return tree
+
+
+def _merge(
+    into: dict[str, Any],
+    layer: Mapping[str, Any],
+    source: str,
+    origin: dict[tuple[str, ...], str],
+    prefix: tuple[str, ...],
+    *,
+    env_names: bool = False,
+) -> None:
+    for key, value in layer.items():
+        path = (*prefix, str(key))
+        if env_names and isinstance(value, dict) and "__env__" in value:
+            into[key] = value["value"]
+            origin[path] = f"environment variable {value['__env__']}"
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            origin.setdefault(path, source)
+            _merge(into[key], value, source, origin, path, env_names=env_names)
+        else:
+            into[key] = value
+            _mark(origin, path, value, source)
+
+
+def _mark(origin: dict[tuple[str, ...], str], path: tuple[str, ...], value: Any, source: str) -> None:
+    origin[path] = source
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _mark(origin, (*path, str(key)), child, source)
+
+
+def _describe(exc: ValidationError, origin: dict[tuple[str, ...], str], files: list[str]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc)
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{_owner(origin, loc)}: unknown key '{key}'")
+        elif error["type"] == "missing":
+            lines.append(f"missing key '{key}': set it in {' or '.join(files)}")
+        else:
+            lines.append(f"{_owner(origin, loc)}: invalid value for '{key}': {error['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _owner(origin: dict[tuple[str, ...], str], loc: tuple[str, ...]) -> str:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in origin:
+            return origin[loc[:end]]
+    return "configuration"

@@ -1,0 +1,79 @@
+"""Delta reads, MERGEs and commit metadata: the only place jobs touch Delta tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One Delta commit: its version, operation and operation metrics."""
+
+    version: int
+    operation: str
+    metrics: dict[str, str]
+
+    def metric(self, name: str) -> int:
+        """An operation metric as an int (0 when absent)."""
+        return int(self.metrics.get(name, 0))
+
+    @property
+    def rows_written(self) -> int:
+        """Rows this commit added or changed (MERGE: inserted + updated + deleted)."""
+        if self.operation == "MERGE":
+            return sum(self.metric(f"numTargetRows{kind}") for kind in
+                       ("Inserted", "Updated", "Deleted"))
+        return self.metric("numOutputRows")
+
+
+def table_exists(spark: SparkSession, location: str) -> bool:
+    """True when ``location`` holds a Delta table."""
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, location))
+
+
+def read_table(spark: SparkSession, location: str) -> DataFrame:
+    """The current snapshot of the Delta table at ``location``."""
+    return spark.read.format("delta").load(location)
+
+
+def last_commit(spark: SparkSession, location: str) -> CommitInfo:
+    """The latest commit of the table at ``location``."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, location).history(1).collect()[0]
+    metrics: dict[str, Any] = row["operationMetrics"] or {}
+    return CommitInfo(int(row["version"]), str(row["operation"]), dict(metrics))
+
+
+def merge_upsert(
+    spark: SparkSession, source: DataFrame, location: str, keys: list[str]
+) -> CommitInfo:
+    """Upsert ``source`` into the table at ``location`` by ``keys`` (created if absent).
+
+    Matched rows are updated only when a non-key column differs, so re-applying the same
+    rows changes nothing (``numTargetRowsUpdated`` = 0).
+    """
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, location):
+        source.write.format("delta").mode("errorifexists").save(location)
+        return last_commit(spark, location)
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    changed = " OR ".join(
+        f"NOT (t.`{c}` <=> s.`{c}`)" for c in source.columns if c not in keys
+    ) or "false"
+    (
+        DeltaTable.forPath(spark, location)
+        .alias("t")
+        .merge(source.alias("s"), condition)
+        .whenMatchedUpdateAll(condition=changed)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return last_commit(spark, location)

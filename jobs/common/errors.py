@@ -1,0 +1,23 @@
+"""Named exceptions. Each message says what was expected, what was found, and where."""
+
+from __future__ import annotations
+
+
+class LakehouseError(Exception):
+    """Base class for every error this project raises on purpose."""
+
+
+class ConfigError(LakehouseError):
+    """A configuration file, overlay or environment override is invalid."""
+
+
+class MissingJarError(LakehouseError):
+    """A JVM dependency needed for a local Spark session is not in the jar cache."""
+
+
+class UnknownJobError(LakehouseError):
+    """A job name on the command line is not registered."""
+
+
+class JobFailedError(LakehouseError):
+    """A job ran and failed; the run summary holds the details."""

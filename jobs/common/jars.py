@@ -1,0 +1,72 @@
+"""Local JVM dependencies: resolved once from Maven Central by ``make jars``, then offline.
+
+``jvm/pom.xml`` is the single list. Its direct dependencies are required; their
+transitive jars land in the same cache folder and are put on the classpath too.
+On EMR Serverless none of this runs: the release's bundled Delta jars are used.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.common.errors import MissingJarError
+
+_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+FETCH_COMMAND = "make jars"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A Maven coordinate."""
+
+    group_id: str
+    artifact_id: str
+    version: str
+
+    @property
+    def coordinate(self) -> str:
+        """``group:artifact:version``."""
+        return f"{self.group_id}:{self.artifact_id}:{self.version}"
+
+    @property
+    def file_name(self) -> str:
+        """Name that ``mvn dependency:copy-dependencies`` gives the jar."""
+        return f"{self.artifact_id}-{self.version}.jar"
+
+
+def required_artifacts(pom: Path) -> list[Artifact]:
+    """Direct dependencies declared in ``pom``, with ``${properties}`` expanded."""
+    root = ET.parse(pom).getroot()
+    props = {
+        el.tag.split("}", 1)[1]: (el.text or "").strip()
+        for el in root.findall("m:properties/*", _NS)
+    }
+
+    def text(node: ET.Element, tag: str) -> str:
+        raw = node.findtext(f"m:{tag}", default="", namespaces=_NS).strip()
+        return re.sub(r"\$\{([^}]+)\}", lambda m: props.get(m.group(1), m.group(0)), raw)
+
+    return [
+        Artifact(text(dep, "groupId"), text(dep, "artifactId"), text(dep, "version"))
+        for dep in root.findall("m:dependencies/m:dependency", _NS)
+    ]
+
+
+def local_jars(pom: Path, jars_dir: Path) -> list[Path]:
+    """All jars of the local cache, after checking that every required one is there.
+
+    Raises:
+        MissingJarError: a required artifact is absent; the message names it, the
+            file expected and the command that fetches it.
+    """
+    missing = [a for a in required_artifacts(pom) if not (jars_dir / a.file_name).is_file()]
+    if missing:
+        names = "\n  ".join(f"{a.coordinate} (expected {jars_dir / a.file_name})" for a in missing)
+        raise MissingJarError(
+            f"missing JVM dependencies for a local Spark session:\n  {names}\n"
+            f"Fetch them once with `{FETCH_COMMAND}` (needs Maven Central); runs are offline after."
+        )
+    return sorted(jars_dir.glob("*.jar"))

@@ -1,0 +1,85 @@
+"""Every path decision of the project: where sources, landing, lake tables and runs live.
+
+Locally the root is ``$LAKEHOUSE_HOME`` (default ``./.lakehouse``); in AWS it is the
+configured ``storage.root`` (``s3://...``). Transformations never see a path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.common.config import Settings
+
+LAYERS = ("bronze", "silver", "gold", "_control", "_quarantine")
+DEFAULT_HOME = ".lakehouse"
+
+
+@dataclass(frozen=True)
+class LakePaths:
+    """Locations under one root (a local folder or an ``s3://`` prefix)."""
+
+    root: str
+
+    @property
+    def is_local(self) -> bool:
+        """True when the root is a folder on this machine."""
+        return "://" not in self.root
+
+    def _join(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    @property
+    def sources(self) -> str:
+        """Generated source systems (local simulation of CRM, operational DB, stream, FX)."""
+        return self._join("sources")
+
+    @property
+    def landing(self) -> str:
+        """File drops (the S3 landing prefix in AWS)."""
+        return self._join("landing")
+
+    @property
+    def runs(self) -> str:
+        """One folder per run: summary, logs, quality results."""
+        return self._join("runs")
+
+    @property
+    def lineage(self) -> str:
+        """OpenLineage events written by the file transport."""
+        return self._join("lineage")
+
+    @property
+    def warehouse(self) -> str:
+        """Spark SQL warehouse folder (managed tables, local metastore)."""
+        return self._join("lake", "_warehouse")
+
+    def table(self, layer: str, name: str) -> str:
+        """Storage location of table ``name`` in ``layer`` (one of :data:`LAYERS`)."""
+        if layer not in LAYERS:
+            raise ValueError(f"unknown lake layer '{layer}': expected one of {', '.join(LAYERS)}")
+        return self._join("lake", layer, name)
+
+    def run_dir(self, run_id: str) -> str:
+        """Folder of one run."""
+        return self._join("runs", run_id)
+
+    def ensure_local_layout(self) -> None:
+        """Create the local folder tree (no-op for object storage)."""
+        if not self.is_local:
+            return
+        for folder in (self.sources, self.landing, self.runs, self.lineage):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        for layer in LAYERS:
+            Path(self._join("lake", layer)).mkdir(parents=True, exist_ok=True)
+
+
+def resolve_lake_paths(settings: Settings, environ: Mapping[str, str] | None = None) -> LakePaths:
+    """Pick the root: ``storage.root`` when set, else ``$LAKEHOUSE_HOME`` or ``./.lakehouse``."""
+    if settings.storage.root:
+        return LakePaths(settings.storage.root)
+    environ = os.environ if environ is None else environ
+    home = environ.get("LAKEHOUSE_HOME") or DEFAULT_HOME
+    return LakePaths(str(Path(home).expanduser().resolve()))

@@ -1,0 +1,124 @@
+"""The one Spark session builder, used by jobs, tests, the demo and benchmarks.
+
+Everything that differs between a local run and EMR Serverless is decided here:
+
+==================  ===================================  ================================
+setting             local                                emr (emr-spark-8.2.0)
+==================  ===================================  ================================
+master              ``spark.master`` from config         cluster manager
+Delta jars          ``jvm/pom.xml`` cache (``.jars``)    release's bundled Delta
+catalog             in-memory, or Derby under the home   AWS Glue Data Catalog
+driver memory       from config                          job submission parameters
+==================  ===================================  ================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.common.config import PROJECT_ROOT, Settings
+from jobs.common.jars import local_jars
+from jobs.common.paths import LakePaths
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+GLUE_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
+
+
+def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
+    """The Spark configuration for ``settings`` as plain key/values (pure, testable)."""
+    spark = settings.spark
+    conf = {
+        "spark.app.name": spark.app_name,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
+        "spark.ui.enabled": str(spark.ui_enabled).lower(),
+        "spark.sql.warehouse.dir": paths.warehouse,
+        # Delta: safe defaults for an append-heavy lake with MERGE-based silver.
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "true",
+    }
+    if settings.runtime == "local":
+        jars = local_jars(PROJECT_ROOT / settings.jvm.pom, PROJECT_ROOT / settings.jvm.jars_dir)
+        utc = "-Duser.timezone=UTC"
+        conf.update(
+            {
+                "spark.master": spark.master or "local[2]",
+                "spark.driver.memory": spark.driver_memory,
+                # spark.jars reaches the executors; extraClassPath puts the jars on the
+                # driver's launch classpath, which py4j (DeltaTable) needs.
+                "spark.jars": ",".join(str(j) for j in jars),
+                "spark.driver.extraClassPath": ":".join(str(j) for j in jars),
+                "spark.driver.extraJavaOptions": utc,
+                "spark.executor.extraJavaOptions": utc,
+                "spark.driver.bindAddress": "127.0.0.1",
+                "spark.driver.host": "127.0.0.1",
+                "spark.sql.catalogImplementation": "in-memory",
+                "spark.ui.showConsoleProgress": "false",
+                # Delta's default of 50 partitions for log replay is sized for clusters.
+                "spark.databricks.delta.snapshotPartitions": "2",
+            }
+        )
+    if spark.catalog == "hive":
+        derby = Path(paths.warehouse) / "metastore_db"
+        conf["spark.sql.catalogImplementation"] = "hive"
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={derby};create=true"
+        )
+    elif spark.catalog == "glue":
+        conf["spark.sql.catalogImplementation"] = "hive"
+        conf["spark.hadoop.hive.metastore.client.factory.class"] = GLUE_FACTORY
+    conf.update(spark.extra_conf)
+    return conf
+
+
+def build_spark_session(
+    settings: Settings,
+    paths: LakePaths,
+    *,
+    app_name: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Create (or return the running) Spark session for ``settings``.
+
+    Args:
+        settings: resolved configuration.
+        paths: lake locations (the warehouse folder lives under the root).
+        app_name: overrides ``spark.app_name`` (job name, for the Spark UI / EMR console).
+        overrides: extra Spark settings applied last (tests use them).
+
+    Returns:
+        A Delta-enabled session with the UTC session time zone.
+
+    Raises:
+        MissingJarError: a local run without the jar cache.
+    """
+    from pyspark.sql import SparkSession
+
+    conf = spark_conf(settings, paths)
+    if app_name:
+        conf["spark.app.name"] = app_name
+    conf.update(overrides or {})
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(settings.spark.log_level)
+    return session
+
+
+def runtime_versions(session: SparkSession) -> dict[str, str]:
+    """Spark and Delta versions the session actually runs (Delta read from its jar)."""
+    jvm = session.sparkContext._jvm
+    delta = "unknown"
+    if jvm is not None:
+        package = jvm.java.lang.Class.forName("io.delta.tables.DeltaTable").getPackage()
+        delta = str(package.getImplementationVersion() or "unknown")
+    return {"spark": str(session.version), "delta": delta}

@@ -1,0 +1,1 @@
+"""Domain data generator: a deterministic retail business and its source systems."""

@@ -1,0 +1,154 @@
+"""``lakehouse demo``: generate the sources, run the daily jobs day by day, summarise.
+
+Local only: everything lands under ``$LAKEHOUSE_HOME``. Every job runs through the same
+runner as ``lakehouse run`` (one Spark session for the whole demo), so the demo is the
+pipeline, not a separate code path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from jobs.common.config import Settings
+from jobs.common.delta_io import read_table, table_exists
+from jobs.common.paths import LAYERS, LakePaths
+from jobs.common.run_context import RunContext, RunSummary
+from jobs.common.spark import build_spark_session, runtime_versions
+from jobs.datagen.generator import GeneratorParams
+from jobs.datagen.writer import DayManifest, write_dataset
+from jobs.registry import daily_jobs
+from jobs.runner import execute
+
+Echo = Callable[[str], None]
+
+
+def generator_params(settings: Settings, args: argparse.Namespace) -> GeneratorParams:
+    """Generator parameters: config defaults, overridden by command-line flags."""
+    g = settings.generator
+    return GeneratorParams(
+        seed=args.seed if args.seed is not None else g.seed,
+        scale=args.scale if args.scale is not None else g.scale,
+        days=args.days if args.days is not None else g.days,
+        start_date=args.start_date or g.start_date,
+        malformed_rate=g.malformed_rate,
+        duplicate_rate=g.duplicate_rate,
+        late_rate=g.late_rate,
+        schema_change_day=g.schema_change_day,
+    )
+
+
+def generate_sources(params: GeneratorParams, paths: LakePaths, echo: Echo) -> list[DayManifest]:
+    """Write the generated source systems under the local home."""
+    paths.ensure_local_layout()
+    start = time.perf_counter()
+    manifests = write_dataset(params, Path(paths.sources), Path(paths.landing))
+    rows = sum(sum(m.rows.values()) for m in manifests)
+    echo(f"generated {params.days} days (seed {params.seed}, scale {params.scale}): "
+         f"{rows:,} source records in {time.perf_counter() - start:.1f}s -> {paths.sources}")
+    return manifests
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain text table, right-aligned numbers."""
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [
+            c.rjust(w) if n and isinstance(rows[n - 1][i], int | float) else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def run_demo(settings: Settings, paths: LakePaths, args: argparse.Namespace,
+             echo: Echo = print) -> int:
+    """Run the demo; returns 0 when every job run succeeded."""
+    if settings.env != "local" or not paths.is_local:
+        raise ValueError("the demo runs only with env 'local' and a local LAKEHOUSE_HOME")
+    home = Path(paths.root)
+    if args.fresh and home.exists():
+        if not (home / "sources").is_dir() and any(home.iterdir()):
+            raise ValueError(f"refusing to delete {home}: it does not look like a lakehouse home")
+        shutil.rmtree(home)
+    started = time.perf_counter()
+    echo(f"lakehouse demo: home {home}")
+    params = generator_params(settings, args)
+    manifests = generate_sources(params, paths, echo)
+    spark = build_spark_session(settings, paths, app_name="lakehouse:demo")
+    versions = runtime_versions(spark)
+    echo(f"runtime: Spark {versions['spark']}, Delta {versions['delta']} ({settings.spark.master})")
+    summaries: list[RunSummary] = []
+    for offset in range(params.days):
+        day = params.start_date + timedelta(days=offset)
+        for spec in daily_jobs():
+            ctx = RunContext(job=spec.name, env=settings.env, logical_date=day)
+            try:
+                summaries.append(execute(ctx, settings, paths, spark))
+            except Exception as exc:
+                echo(f"  {day} {spec.name}: FAILED: {exc}")
+                echo(f"  see {paths.run_dir(ctx.run_id)}/summary.json")
+                return 1
+        echo(f"  {day}: " + ", ".join(f"{s.job} {s.status.lower()}" for s in summaries[-len(
+            daily_jobs()):]))
+    echo("")
+    echo(_summary(manifests, summaries, paths, spark, time.perf_counter() - started))
+    return 0
+
+
+def _summary(manifests: list[DayManifest], summaries: list[RunSummary], paths: LakePaths,
+             spark: object, elapsed: float) -> str:
+    entities = sorted({e for m in manifests for e in m.rows})
+    source_rows = [[m.date, *[m.rows.get(e, 0) for e in entities]] for m in manifests]
+    anomaly_names = sorted({a for m in manifests for per in m.anomalies.values() for a in per})
+    anomaly_rows = [
+        [name, *[sum(m.anomalies.get(e, {}).get(name, 0) for m in manifests) for e in entities]]
+        for name in anomaly_names
+    ]
+    run_rows = [
+        [s.logical_date, s.job, s.status, s.duration_s, s.rows_out, s.rows_quarantined,
+         s.outputs[0].delta_version if s.outputs else None]
+        for s in summaries
+    ]
+    table_rows = []
+    for layer in LAYERS:
+        folder = Path(paths.table(layer, "x")).parent
+        for table in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.exists() else []:
+            if table_exists(spark, str(table)):  # type: ignore[arg-type]
+                count = read_table(spark, str(table)).count()  # type: ignore[arg-type]
+                table_rows.append([f"{layer}.{table.name}", count, str(table)])
+    failed = sum(1 for s in summaries if s.status != "SUCCEEDED")
+    return "\n".join([
+        "== Sources generated (records delivered per day) ==",
+        render_table(["date", *entities], source_rows),
+        "",
+        "== Anomalies injected (what the pipeline must handle) ==",
+        render_table(["anomaly", *entities], anomaly_rows),
+        "",
+        "== Job runs ==",
+        render_table(["date", "job", "status", "seconds", "rows out", "quarantined",
+                      "delta version"], run_rows),
+        "",
+        "== Tables ==",
+        render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",
+        "",
+        f"{len(summaries)} job runs, {failed} failed, in {elapsed:.0f}s.",
+        f"Run summaries and JSON logs: {paths.runs}/<run_id>/",
+        f"Generated sources: {paths.sources}  file drops: {paths.landing}",
+    ])

@@ -1,0 +1,131 @@
+"""Entry point for ``spark-submit jobs/main.py ...`` and the ``lakehouse`` console script.
+
+Both take the same arguments::
+
+    lakehouse generate-data [--seed N] [--scale X] [--days N] [--start-date D]
+    lakehouse demo [--days N] [--scale X] [--seed N] [--fresh]
+    lakehouse run <job> --env {local,dev,prod} --date YYYY-MM-DD [--attempt N]
+    lakehouse jobs
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make `jobs` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jobs.common.config import ENVIRONMENTS, load_settings
+from jobs.common.errors import ConfigError, LakehouseError, MissingJarError, UnknownJobError
+from jobs.common.logs import configure_logging
+from jobs.common.paths import resolve_lake_paths
+from jobs.common.run_context import RunContext
+
+log = logging.getLogger("jobs.main")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, found '{value}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="lakehouse",
+        description="Lakehouse pipeline on PySpark + Delta Lake (bronze, silver, gold).",
+    )
+    parser.add_argument("--config-dir", type=Path, default=None,
+                        help="folder with base.yaml and the env overlays (default: ./config)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = commands.add_parser("generate-data", help="write generated source data (deterministic)")
+    _generator_flags(gen)
+
+    demo = commands.add_parser("demo", help="run the whole pipeline locally on generated data")
+    _generator_flags(demo)
+    demo.add_argument("--fresh", action="store_true", help="delete $LAKEHOUSE_HOME first")
+
+    run = commands.add_parser("run", help="run one job for one logical date")
+    run.add_argument("job", help="job name (see `lakehouse jobs`)")
+    run.add_argument("--env", choices=ENVIRONMENTS, required=True)
+    run.add_argument("--date", type=_date, required=True, help="logical date YYYY-MM-DD (UTC)")
+    run.add_argument("--attempt", type=int, default=1, help="attempt number (Airflow try)")
+
+    commands.add_parser("jobs", help="list the jobs `run` knows")
+    return parser
+
+
+def _generator_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
+    parser.add_argument("--scale", type=float, help="multiplies every daily volume")
+    parser.add_argument("--days", type=int, help="number of days to generate")
+    parser.add_argument("--start-date", type=_date, help="first day YYYY-MM-DD")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the command, return the process exit code.
+
+    0 success; 1 a job failed (see its run summary); 2 usage, configuration or
+    environment error (message on stderr).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ConfigError, MissingJarError, UnknownJobError) as exc:
+        print(f"lakehouse: error: {exc}", file=sys.stderr)
+        return 2
+    except LakehouseError as exc:
+        print(f"lakehouse: failed: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "jobs":
+        from jobs.registry import JOBS
+
+        for spec in JOBS.values():
+            print(f"{spec.name:<24} {spec.description}")
+        return 0
+    env = getattr(args, "env", None) or "local"
+    settings = load_settings(env, config_dir=args.config_dir)
+    configure_logging(settings.logging.level)
+    paths = resolve_lake_paths(settings)
+    if args.command == "generate-data":
+        from jobs.demo import generate_sources, generator_params
+
+        params = generator_params(settings, args)
+        generate_sources(params, paths, echo=print)
+        return 0
+    if args.command == "demo":
+        from jobs.demo import run_demo
+
+        return run_demo(settings, paths, args)
+    from jobs.registry import get_job
+    from jobs.runner import execute
+
+    get_job(args.job)
+    ctx = RunContext(job=args.job, env=env, logical_date=args.date, attempt=args.attempt)
+    try:
+        summary = execute(ctx, settings, paths)
+    except Exception as exc:  # the FAILED summary is already written
+        print(f"lakehouse: job {ctx.job} failed (run {ctx.run_id}): {exc}", file=sys.stderr)
+        return 1
+    print(f"{summary.job} {summary.status} run_id={summary.run_id} "
+          f"summary={paths.run_dir(summary.run_id)}/summary.json")
+    return 0
+
+
+def console() -> None:
+    """Console-script entry (``lakehouse``)."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

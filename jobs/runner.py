@@ -1,0 +1,35 @@
+"""Runs one registered job for one logical date: the thin entry-point sequence."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jobs.common.config import Settings
+from jobs.common.paths import LakePaths
+from jobs.common.run_context import RunContext, RunSummary, job_run
+from jobs.common.spark import build_spark_session, runtime_versions
+from jobs.registry import JobEnv, get_job
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def execute(
+    ctx: RunContext,
+    settings: Settings,
+    paths: LakePaths,
+    spark: SparkSession | None = None,
+) -> RunSummary:
+    """Run job ``ctx.job``; the summary is written whether it succeeds or fails.
+
+    Raises:
+        UnknownJobError: no such job (before anything runs).
+        Exception: whatever the job raised, after the FAILED summary is written.
+    """
+    spec = get_job(ctx.job)
+    paths.ensure_local_layout()
+    session = spark or build_spark_session(settings, paths, app_name=f"lakehouse:{ctx.job}")
+    with job_run(ctx, paths) as recorder:
+        recorder.summary.versions.update(runtime_versions(session))
+        spec.body(JobEnv(session, settings, paths, ctx, recorder))
+    return recorder.summary
