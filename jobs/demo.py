@@ -48,8 +48,10 @@ def generate_sources(params: GeneratorParams, paths: LakePaths, echo: Echo) -> l
     start = time.perf_counter()
     manifests = write_dataset(params, Path(paths.sources), Path(paths.landing))
     rows = sum(sum(m.rows.values()) for m in manifests)
-    echo(f"generated {params.days} days (seed {params.seed}, scale {params.scale}): "
-         f"{rows:,} source records in {time.perf_counter() - start:.1f}s -> {paths.sources}")
+    echo(
+        f"generated {params.days} days (seed {params.seed}, scale {params.scale}): "
+        f"{rows:,} source records in {time.perf_counter() - start:.1f}s -> {paths.sources}"
+    )
     return manifests
 
 
@@ -77,8 +79,9 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def run_demo(settings: Settings, paths: LakePaths, args: argparse.Namespace,
-             echo: Echo = print) -> int:
+def run_demo(
+    settings: Settings, paths: LakePaths, args: argparse.Namespace, echo: Echo = print
+) -> int:
     """Run the demo; returns 0 when every job run succeeded."""
     if settings.env != "local" or not paths.is_local:
         raise ValueError("the demo runs only with env 'local' and a local LAKEHOUSE_HOME")
@@ -105,15 +108,22 @@ def run_demo(settings: Settings, paths: LakePaths, args: argparse.Namespace,
                 echo(f"  {day} {spec.name}: FAILED: {exc}")
                 echo(f"  see {paths.run_dir(ctx.run_id)}/summary.json")
                 return 1
-        echo(f"  {day}: " + ", ".join(f"{s.job} {s.status.lower()}" for s in summaries[-len(
-            daily_jobs()):]))
+        echo(
+            f"  {day}: "
+            + ", ".join(f"{s.job} {s.status.lower()}" for s in summaries[-len(daily_jobs()) :])
+        )
     echo("")
     echo(_summary(manifests, summaries, paths, spark, time.perf_counter() - started))
     return 0
 
 
-def _summary(manifests: list[DayManifest], summaries: list[RunSummary], paths: LakePaths,
-             spark: object, elapsed: float) -> str:
+def _summary(
+    manifests: list[DayManifest],
+    summaries: list[RunSummary],
+    paths: LakePaths,
+    spark: object,
+    elapsed: float,
+) -> str:
     entities = sorted({e for m in manifests for e in m.rows})
     source_rows = [[m.date, *[m.rows.get(e, 0) for e in entities]] for m in manifests]
     anomaly_names = sorted({a for m in manifests for per in m.anomalies.values() for a in per})
@@ -122,8 +132,15 @@ def _summary(manifests: list[DayManifest], summaries: list[RunSummary], paths: L
         for name in anomaly_names
     ]
     run_rows = [
-        [s.logical_date, s.job, s.status, s.duration_s, s.rows_out, s.rows_quarantined,
-         s.outputs[0].delta_version if s.outputs else None]
+        [
+            s.logical_date,
+            s.job,
+            s.status,
+            s.duration_s,
+            s.rows_out,
+            s.rows_quarantined,
+            s.outputs[0].delta_version if s.outputs else None,
+        ]
         for s in summaries
     ]
     table_rows = []
@@ -134,21 +151,25 @@ def _summary(manifests: list[DayManifest], summaries: list[RunSummary], paths: L
                 count = read_table(spark, str(table)).count()  # type: ignore[arg-type]
                 table_rows.append([f"{layer}.{table.name}", count, str(table)])
     failed = sum(1 for s in summaries if s.status != "SUCCEEDED")
-    return "\n".join([
-        "== Sources generated (records delivered per day) ==",
-        render_table(["date", *entities], source_rows),
-        "",
-        "== Anomalies injected (what the pipeline must handle) ==",
-        render_table(["anomaly", *entities], anomaly_rows),
-        "",
-        "== Job runs ==",
-        render_table(["date", "job", "status", "seconds", "rows out", "quarantined",
-                      "delta version"], run_rows),
-        "",
-        "== Tables ==",
-        render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",
-        "",
-        f"{len(summaries)} job runs, {failed} failed, in {elapsed:.0f}s.",
-        f"Run summaries and JSON logs: {paths.runs}/<run_id>/",
-        f"Generated sources: {paths.sources}  file drops: {paths.landing}",
-    ])
+    return "\n".join(
+        [
+            "== Sources generated (records delivered per day) ==",
+            render_table(["date", *entities], source_rows),
+            "",
+            "== Anomalies injected (what the pipeline must handle) ==",
+            render_table(["anomaly", *entities], anomaly_rows),
+            "",
+            "== Job runs ==",
+            render_table(
+                ["date", "job", "status", "seconds", "rows out", "quarantined", "delta version"],
+                run_rows,
+            ),
+            "",
+            "== Tables ==",
+            render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",
+            "",
+            f"{len(summaries)} job runs, {failed} failed, in {elapsed:.0f}s.",
+            f"Run summaries and JSON logs: {paths.runs}/<run_id>/",
+            f"Generated sources: {paths.sources}  file drops: {paths.landing}",
+        ]
+    )

@@ -41,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lakehouse",
         description="Lakehouse pipeline on PySpark + Delta Lake (bronze, silver, gold).",
     )
-    parser.add_argument("--config-dir", type=Path, default=None,
-                        help="folder with base.yaml and the env overlays (default: ./config)")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="folder with base.yaml and the env overlays (default: ./config)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = commands.add_parser("generate-data", help="write generated source data (deterministic)")
@@ -117,8 +121,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     except Exception as exc:  # the FAILED summary is already written
         print(f"lakehouse: job {ctx.job} failed (run {ctx.run_id}): {exc}", file=sys.stderr)
         return 1
-    print(f"{summary.job} {summary.status} run_id={summary.run_id} "
-          f"summary={paths.run_dir(summary.run_id)}/summary.json")
+    print(
+        f"{summary.job} {summary.status} run_id={summary.run_id} "
+        f"summary={paths.run_dir(summary.run_id)}/summary.json"
+    )
     return 0
 
 

@@ -40,8 +40,12 @@ class JobSpec:
 JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in [
-        JobSpec("runtime_check", "Spark + Delta MERGE round trip on the lake storage",
-                runtime_check.run, daily=True),
+        JobSpec(
+            "runtime_check",
+            "Spark + Delta MERGE round trip on the lake storage",
+            runtime_check.run,
+            daily=True,
+        ),
     ]
 }
 
@@ -51,6 +55,7 @@ def get_job(name: str) -> JobSpec:
 
     Raises:
         UnknownJobError: naming the job and listing the known ones.
+
     """
     try:
         return JOBS[name]

@@ -25,6 +25,7 @@ def execute(
     Raises:
         UnknownJobError: no such job (before anything runs).
         Exception: whatever the job raised, after the FAILED summary is written.
+
     """
     spec = get_job(ctx.job)
     paths.ensure_local_layout()

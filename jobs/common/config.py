@@ -159,6 +159,7 @@ def load_settings(
         >>> settings = load_settings("local")
         >>> settings.spark.master
         'local[2]'
+
     """
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment '{env}': expected one of {', '.join(ENVIRONMENTS)}")
@@ -193,7 +194,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{_display(path)}: expected a mapping at the top, found {type(data).__name__}")
+        raise ConfigError(
+            f"{_display(path)}: expected a mapping at the top, found {type(data).__name__}"
+        )
     return data
 
 
@@ -232,7 +235,9 @@ def _merge(
             _mark(origin, path, value, source)
 
 
-def _mark(origin: dict[tuple[str, ...], str], path: tuple[str, ...], value: Any, source: str) -> None:
+def _mark(
+    origin: dict[tuple[str, ...], str], path: tuple[str, ...], value: Any, source: str
+) -> None:
     origin[path] = source
     if isinstance(value, dict):
         for key, child in value.items():

@@ -25,8 +25,9 @@ class CommitInfo:
     def rows_written(self) -> int:
         """Rows this commit added or changed (MERGE: inserted + updated + deleted)."""
         if self.operation == "MERGE":
-            return sum(self.metric(f"numTargetRows{kind}") for kind in
-                       ("Inserted", "Updated", "Deleted"))
+            return sum(
+                self.metric(f"numTargetRows{kind}") for kind in ("Inserted", "Updated", "Deleted")
+            )
         return self.metric("numOutputRows")
 
 
@@ -51,28 +52,36 @@ def last_commit(spark: SparkSession, location: str) -> CommitInfo:
     return CommitInfo(int(row["version"]), str(row["operation"]), dict(metrics))
 
 
+def current_version(spark: SparkSession, location: str) -> int:
+    """Latest version of the table at ``location``."""
+    return last_commit(spark, location).version
+
+
 def merge_upsert(
     spark: SparkSession, source: DataFrame, location: str, keys: list[str]
 ) -> CommitInfo:
     """Upsert ``source`` into the table at ``location`` by ``keys`` (created if absent).
 
-    Matched rows are updated only when a non-key column differs, so re-applying the same
-    rows changes nothing (``numTargetRowsUpdated`` = 0).
+    Only rows that are new or differ from the stored row take part in the MERGE, so a
+    replay rewrites no file; when nothing differs no commit is made and the returned
+    :class:`CommitInfo` has operation ``NONE`` at the current version.
     """
     from delta.tables import DeltaTable
 
     if not table_exists(spark, location):
         source.write.format("delta").mode("errorifexists").save(location)
         return last_commit(spark, location)
+    target = read_table(spark, location)
+    same_row = [source[c].eqNullSafe(target[c]) for c in source.columns]
+    changes = source.join(target, on=same_row, how="left_anti")
+    if changes.isEmpty():
+        return CommitInfo(current_version(spark, location), "NONE", {})
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    changed = " OR ".join(
-        f"NOT (t.`{c}` <=> s.`{c}`)" for c in source.columns if c not in keys
-    ) or "false"
     (
         DeltaTable.forPath(spark, location)
         .alias("t")
-        .merge(source.alias("s"), condition)
-        .whenMatchedUpdateAll(condition=changed)
+        .merge(changes.alias("s"), condition)
+        .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
         .execute()
     )

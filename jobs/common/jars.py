@@ -61,6 +61,7 @@ def local_jars(pom: Path, jars_dir: Path) -> list[Path]:
     Raises:
         MissingJarError: a required artifact is absent; the message names it, the
             file expected and the command that fetches it.
+
     """
     missing = [a for a in required_artifacts(pom) if not (jars_dir / a.file_name).is_file()]
     if missing:
@@ -70,3 +71,27 @@ def local_jars(pom: Path, jars_dir: Path) -> list[Path]:
             f"Fetch them once with `{FETCH_COMMAND}` (needs Maven Central); runs are offline after."
         )
     return sorted(jars_dir.glob("*.jar"))
+
+
+def spark_submit_args(pom: Path, jars_dir: Path) -> list[str]:
+    """``spark-submit`` flags that put the local jar cache on driver and executors."""
+    jars = local_jars(pom, jars_dir)
+    return [
+        "--jars",
+        ",".join(str(j) for j in jars),
+        "--driver-class-path",
+        ":".join(str(j) for j in jars),
+    ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    from jobs.common.config import PROJECT_ROOT, load_settings
+
+    jvm = load_settings("local").jvm
+    try:
+        args = spark_submit_args(PROJECT_ROOT / jvm.pom, PROJECT_ROOT / jvm.jars_dir)
+    except MissingJarError as exc:
+        sys.exit(f"lakehouse: error: {exc}")
+    print(" ".join(args))

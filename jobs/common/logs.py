@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-_CONTEXT: ContextVar[dict[str, str]] = ContextVar("lakehouse_log_context", default={})
+_CONTEXT: ContextVar[Mapping[str, str]] = ContextVar(
+    "lakehouse_log_context", default=MappingProxyType({})
+)
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 

@@ -99,6 +99,7 @@ def build_spark_session(
 
     Raises:
         MissingJarError: a local run without the jar cache.
+
     """
     from pyspark.sql import SparkSession
 

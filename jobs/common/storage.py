@@ -30,5 +30,5 @@ def read_text(uri: str) -> str:
         import boto3
 
         body = boto3.client("s3").get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
-        return body["Body"].read().decode("utf-8")  # type: ignore[no-any-return]
+        return str(body["Body"].read().decode("utf-8"))
     return Path(uri).read_text(encoding="utf-8")

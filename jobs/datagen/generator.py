@@ -39,16 +39,53 @@ COUNTRIES: dict[str, tuple[str, list[str]]] = {
     "AU": ("AUD", ["Sydney", "Melbourne"]),
 }
 USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0068, "CAD": 0.74, "AUD": 0.66}
-FIRST_NAMES = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
-               "Kemi", "Liam", "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sven", "Tara"]
-LAST_NAMES = ["Smith", "Müller", "Martin", "Sato", "Brown", "Garcia", "Rossi", "Kowalski",
-              "Nguyen", "Okafor", "Dubois", "Silva", "Jensen", "Khan", "Lee", "Walsh"]
+FIRST_NAMES = [
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+]
+LAST_NAMES = [
+    "Smith",
+    "Müller",
+    "Martin",
+    "Sato",
+    "Brown",
+    "Garcia",
+    "Rossi",
+    "Kowalski",
+    "Nguyen",
+    "Okafor",
+    "Dubois",
+    "Silva",
+    "Jensen",
+    "Khan",
+    "Lee",
+    "Walsh",
+]
 SEGMENTS = ["consumer", "small_business", "enterprise"]
 CHANNELS = ["web", "mobile", "store"]
 CATEGORIES = ["apparel", "home", "electronics", "beauty", "sports", "toys"]
 EVENT_TYPES = ["page_view", "product_view", "search", "add_to_cart", "checkout"]
 DEVICES = ["desktop", "mobile", "tablet"]
 CASE_PRIORITIES = ["low", "medium", "high"]
+ORDER_FLOW = {"placed": ["shipped", "shipped", "shipped", "cancelled"], "shipped": ["delivered"]}
 RETURN_REASONS = ["damaged", "wrong_size", "not_as_described", "changed_mind"]
 
 # Daily volumes at scale 1.0.
@@ -66,8 +103,15 @@ BASE_VOLUMES = {
     "case_updates": 20,
 }
 
-ENTITIES = ("crm.customers", "crm.cases", "opdb.orders", "opdb.products",
-            "events.behaviour", "returns.returns", "fx.rates")
+ENTITIES = (
+    "crm.customers",
+    "crm.cases",
+    "opdb.orders",
+    "opdb.products",
+    "events.behaviour",
+    "returns.returns",
+    "fx.rates",
+)
 
 
 @dataclass(frozen=True)
@@ -253,7 +297,9 @@ class RetailGenerator:
             elif field_name == "marketing_opt_in":
                 record["marketing_opt_in"] = not record["marketing_opt_in"]
             elif field_name == "email":
-                record["email"] = f"{record['first_name'].lower()}.{self.rng.randrange(10**6)}@mail.test"
+                record["email"] = (
+                    f"{record['first_name'].lower()}.{self.rng.randrange(10**6)}@mail.test"
+                )
             else:
                 record["phone"] = f"+1 555 {self.rng.randrange(1000000, 9999999)}"
             record["updated_at"] = ts(when)
@@ -267,8 +313,9 @@ class RetailGenerator:
             if ts(first_when) > record["updated_at"]:
                 older = dict(record, segment=self.rng.choice(SEGMENTS), updated_at=ts(first_when))
                 newer_when = first_when + timedelta(minutes=self.rng.randrange(1, 60))
-                record.update(city=self.rng.choice(COUNTRIES[record["country"]][1]),
-                              updated_at=ts(newer_when))
+                record.update(
+                    city=self.rng.choice(COUNTRIES[record["country"]][1]), updated_at=ts(newer_when)
+                )
                 record["segment"] = older["segment"]
                 batch.records[entity].append(dict(record))
                 late.setdefault(entity, []).append(older)
@@ -300,24 +347,27 @@ class RetailGenerator:
             when = self._time_in(today)
             if ts(when) <= record["updated_at"]:
                 continue
-            record.update(list_price=round(record["list_price"] * self.rng.uniform(0.8, 1.2), 2),
-                          updated_at=ts(when))
+            record.update(
+                list_price=round(record["list_price"] * self.rng.uniform(0.8, 1.2), 2),
+                updated_at=ts(when),
+            )
             batch.records["opdb.products"].append(dict(record))
 
     def _orders(self, batch: DayBatch, today: date, late: dict[str, list[Record]]) -> None:
         entity = "opdb.orders"
         with_discount = batch.day >= self.p.schema_change_day
-        open_orders = sorted(o for o, r in self.orders.items()
-                             if r["status"] in ("placed", "shipped"))
-        for order_id in self.rng.sample(open_orders,
-                                        min(len(open_orders), self.p.volume("order_updates"))):
+        open_orders = sorted(
+            o for o, r in self.orders.items() if r["status"] in ("placed", "shipped")
+        )
+        for order_id in self.rng.sample(
+            open_orders, min(len(open_orders), self.p.volume("order_updates"))
+        ):
             record = self.orders[order_id]
             when = self._time_in(today)
             if ts(when) <= record["updated_at"]:
                 continue
-            flow = {"placed": ["shipped", "shipped", "shipped", "cancelled"],
-                    "shipped": ["delivered"]}
-            record.update(status=self.rng.choice(flow[record["status"]]), updated_at=ts(when))
+            next_status = self.rng.choice(ORDER_FLOW[record["status"]])
+            record.update(status=next_status, updated_at=ts(when))
             if with_discount:
                 record.setdefault("discount_amount", 0.0)
             self._deliver(batch, entity, record, late)
@@ -328,7 +378,7 @@ class RetailGenerator:
             local_currency = COUNTRIES[customer["country"]][0]
             currency = local_currency if self.rng.random() < 0.7 else "USD"
             amount = round(self.rng.lognormvariate(3.8, 0.7) / USD_PER_UNIT[currency], 2)
-            record: Record = {
+            order: Record = {
                 "order_id": self._next_id("order", "O"),
                 "customer_id": customer["customer_id"],
                 "product_id": self.rng.choice(sorted(self.products)),
@@ -340,20 +390,22 @@ class RetailGenerator:
                 "updated_at": ts(when),
             }
             if with_discount:
-                record["discount_amount"] = (
+                order["discount_amount"] = (
                     round(amount * self.rng.choice([0.05, 0.1, 0.2]), 2)
-                    if self.rng.random() < 0.2 else 0.0
+                    if self.rng.random() < 0.2
+                    else 0.0
                 )
-            self.orders[record["order_id"]] = record
-            self._deliver(batch, entity, record, late)
+            self.orders[order["order_id"]] = order
+            self._deliver(batch, entity, order, late)
         if batch.day == self.p.schema_change_day:
             batch.count(entity, "schema_change_added_column_discount_amount")
 
     def _cases(self, batch: DayBatch, today: date) -> None:
         entity = "crm.cases"
         open_cases = sorted(c for c, r in self.cases.items() if r["status"] != "closed")
-        for case_id in self.rng.sample(open_cases,
-                                       min(len(open_cases), self.p.volume("case_updates"))):
+        for case_id in self.rng.sample(
+            open_cases, min(len(open_cases), self.p.volume("case_updates"))
+        ):
             record = self.cases[case_id]
             when = self._time_in(today)
             if ts(when) <= record["updated_at"]:
@@ -370,8 +422,9 @@ class RetailGenerator:
             record = {
                 "case_id": self._next_id("case", "S"),
                 "customer_id": self.rng.choice(active),
-                "subject": self.rng.choice(["Where is my order?", "Refund request",
-                                            "Damaged item", "Account access"]),
+                "subject": self.rng.choice(
+                    ["Where is my order?", "Refund request", "Damaged item", "Account access"]
+                ),
                 "status": "open",
                 "priority": self.rng.choice(CASE_PRIORITIES),
                 "opened_at": ts(when),
@@ -391,15 +444,17 @@ class RetailGenerator:
             late_event = self.rng.random() < self.p.late_rate and batch.day > 1
             when = self._time_in(today - timedelta(days=1) if late_event else today)
             customer_id = self.rng.choice(active)
-            rows.append({
-                "event_id": self._uuid(),
-                "customer_id": customer_id,
-                "session_id": f"{customer_id}-{when:%Y%m%d}-{self.rng.randrange(3)}",
-                "event_type": self.rng.choice(EVENT_TYPES),
-                "event_ts": ts(when),
-                "device": self.rng.choice(DEVICES),
-                "page": f"/p/{self.rng.choice(sorted(self.products))}",
-            })
+            rows.append(
+                {
+                    "event_id": self._uuid(),
+                    "customer_id": customer_id,
+                    "session_id": f"{customer_id}-{when:%Y%m%d}-{self.rng.randrange(3)}",
+                    "event_type": self.rng.choice(EVENT_TYPES),
+                    "event_ts": ts(when),
+                    "device": self.rng.choice(DEVICES),
+                    "page": f"/p/{self.rng.choice(sorted(self.products))}",
+                }
+            )
             if late_event:
                 batch.count(entity, "late_events")
         batch.records[entity] = rows
@@ -432,23 +487,28 @@ class RetailGenerator:
 
     def _returns(self, batch: DayBatch, today: date) -> None:
         entity = "returns.returns"
-        delivered = sorted(o for o, r in self.orders.items()
-                           if r["status"] == "delivered" and o not in self._returned)
+        delivered = sorted(
+            o
+            for o, r in self.orders.items()
+            if r["status"] == "delivered" and o not in self._returned
+        )
         rows: list[Record] = []
         for order_id in delivered:
             if self.rng.random() >= 0.15:
                 continue
             order = self.orders[order_id]
             self._returned.add(order_id)
-            rows.append({
-                "return_id": self._next_id("return", "R"),
-                "order_id": order_id,
-                "customer_id": order["customer_id"],
-                "return_ts": ts(self._time_in(today)),
-                "amount": f"{round(order['amount'] * self.rng.choice([1.0, 1.0, 0.5]), 2):.2f}",
-                "currency": order["currency"],
-                "reason": self.rng.choice(RETURN_REASONS),
-            })
+            rows.append(
+                {
+                    "return_id": self._next_id("return", "R"),
+                    "order_id": order_id,
+                    "customer_id": order["customer_id"],
+                    "return_ts": ts(self._time_in(today)),
+                    "amount": f"{round(order['amount'] * self.rng.choice([1.0, 1.0, 0.5]), 2):.2f}",
+                    "currency": order["currency"],
+                    "reason": self.rng.choice(RETURN_REASONS),
+                }
+            )
         batch.records[entity] = rows
         self._duplicate(batch, entity)
         header = ",".join(RETURN_COLUMNS)
@@ -474,13 +534,25 @@ class RetailGenerator:
             if batch.day > 1 and self.rng.random() < 0.05:
                 batch.count("fx.rates", "missing_rates")
                 continue
-            rates.append({"rate_date": today.isoformat(), "currency": currency,
-                          "usd_per_unit": self.fx[currency]})
+            rates.append(
+                {
+                    "rate_date": today.isoformat(),
+                    "currency": currency,
+                    "usd_per_unit": self.fx[currency],
+                }
+            )
         batch.records["fx.rates"] = rates
 
 
-RETURN_COLUMNS = ("return_id", "order_id", "customer_id", "return_ts", "amount", "currency",
-                  "reason")
+RETURN_COLUMNS = (
+    "return_id",
+    "order_id",
+    "customer_id",
+    "return_ts",
+    "amount",
+    "currency",
+    "reason",
+)
 
 
 def generate(params: GeneratorParams) -> Iterator[DayBatch]:

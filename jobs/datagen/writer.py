@@ -49,8 +49,9 @@ def write_day(batch: DayBatch, sources: Path, landing: Path) -> DayManifest:
     for entity in ("crm.customers", "crm.cases", "opdb.orders", "opdb.products"):
         system, name = entity.split(".")
         _write_lines(sources / system / name / f"{day}.jsonl", _jsonl(batch.records[entity]))
-    _write_lines(sources / "events" / "behaviour" / f"{day}.jsonl",
-                 batch.raw_lines["events.behaviour"])
+    _write_lines(
+        sources / "events" / "behaviour" / f"{day}.jsonl", batch.raw_lines["events.behaviour"]
+    )
     fx_doc = {"base": "USD", "date": day, "rates": batch.records["fx.rates"]}
     _write_lines(sources / "fx" / "rates" / f"{day}.json", [json.dumps(fx_doc, indent=1)])
     _write_lines(landing / "returns" / f"returns_{day}.csv", batch.raw_lines["returns.returns"])
@@ -59,8 +60,10 @@ def write_day(batch: DayBatch, sources: Path, landing: Path) -> DayManifest:
         header = 1 if entity == "returns.returns" else 0
         rows[entity] = len(lines) - header
     manifest = DayManifest(date=day, rows=rows, anomalies=dict(sorted(batch.anomalies.items())))
-    _write_lines(sources / "_manifest" / f"{day}.json",
-                 [json.dumps(manifest.__dict__, indent=1, sort_keys=True)])
+    _write_lines(
+        sources / "_manifest" / f"{day}.json",
+        [json.dumps(manifest.__dict__, indent=1, sort_keys=True)],
+    )
     return manifest
 
 

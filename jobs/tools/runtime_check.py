@@ -29,12 +29,14 @@ def build_check_frame(
     """One row describing the runtime on ``check_date``."""
     from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampType
 
-    schema = StructType([
-        StructField("check_date", DateType(), False),
-        StructField("spark_version", StringType(), False),
-        StructField("delta_version", StringType(), False),
-        StructField("checked_at", TimestampType(), False),
-    ])
+    schema = StructType(
+        [
+            StructField("check_date", DateType(), False),
+            StructField("spark_version", StringType(), False),
+            StructField("delta_version", StringType(), False),
+            StructField("checked_at", TimestampType(), False),
+        ]
+    )
     row = (check_date, versions["spark"], versions["delta"], checked_at)
     return spark.createDataFrame([row], schema)
 
@@ -49,16 +51,22 @@ def run(job: JobEnv) -> None:
     with job.recorder.step("merge"):
         commit = merge_upsert(job.spark, frame, location, keys=["check_date"])
     with job.recorder.step("verify"):
-        stored = read_table(job.spark, location).where(
-            f"check_date = DATE'{job.ctx.logical_date.isoformat()}'"
-        ).collect()
+        stored = (
+            read_table(job.spark, location)
+            .where(f"check_date = DATE'{job.ctx.logical_date.isoformat()}'")
+            .collect()
+        )
     if [r.asDict() for r in stored] != [r.asDict() for r in frame.collect()]:
         raise JobFailedError(
             f"runtime_check: row for {job.ctx.logical_date} at {location} does not read back "
             f"as written: found {[r.asDict() for r in stored]}"
         )
-    job.recorder.output(DatasetStats(
-        name=f"_control.{TABLE}", location=location,
-        rows=commit.rows_written,
-        delta_version=commit.version, extra={"operation": commit.operation},
-    ))
+    job.recorder.output(
+        DatasetStats(
+            name=f"_control.{TABLE}",
+            location=location,
+            rows=commit.rows_written,
+            delta_version=commit.version,
+            extra={"operation": commit.operation},
+        )
+    )

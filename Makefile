@@ -1,0 +1,67 @@
+# Two commands for a new user: `make demo` and `make test`. Both bootstrap a fresh
+# clone: a pinned uv, the locked venv (uv.lock), the JVM jars (jvm/pom.xml).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+JARS := .jars
+JAR_STAMP := $(JARS)/.stamp
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean
+
+help:
+	@echo "make demo   run the whole pipeline locally on generated data"
+	@echo "make test   lint, type-check and run the test suite"
+	@echo "make bench  run the benchmarks"
+
+$(UV):
+	@command -v python3 >/dev/null || { echo "python3 (3.11) is required" >&2; exit 1; }
+	python3 -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python python3.11
+	@touch $@
+
+bootstrap: $(VENV)/.synced jars
+
+jars: $(JAR_STAMP)
+
+$(JAR_STAMP): jvm/pom.xml
+	@command -v java >/dev/null || { echo "Java 17 is required for Spark (apt-get install openjdk-17-jdk-headless)" >&2; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is required once, to fetch the JVM jars (apt-get install maven)" >&2; exit 1; }
+	rm -rf $(JARS)
+	mvn -q -B -f jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS) -DincludeScope=runtime
+	@touch $@
+
+demo: bootstrap
+	$(VENV)/bin/lakehouse demo
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check jobs aws
+
+typecheck: $(VENV)/.synced
+	$(VENV)/bin/mypy
+
+pytest: bootstrap
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: bootstrap lint typecheck pytest
+
+bench: bootstrap
+	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)
+
+# Ad-hoc local spark-submit of the same entry point EMR runs, e.g.
+#   make spark-submit ARGS="run runtime_check --env local --date 2026-01-01"
+spark-submit: bootstrap
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYSPARK_PYTHON="$(CURDIR)/$(PY)" \
+	  spark-submit $$($(PY) -m jobs.common.jars) jobs/main.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) $(JARS) .lakehouse .pytest_cache .mypy_cache .ruff_cache

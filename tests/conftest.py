@@ -1,0 +1,41 @@
+"""The one Spark session for the whole test run, and shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from jobs.common.config import Settings, load_settings
+from jobs.common.paths import LakePaths
+from jobs.common.spark import build_spark_session
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings("local", environ={})
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    home = tmp_path_factory.mktemp("spark_home")
+    session = build_spark_session(
+        settings,
+        LakePaths(str(home)),
+        app_name="lakehouse-tests",
+        overrides={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> LakePaths:
+    """A fresh lake root per test, with the local layout created."""
+    paths = LakePaths(str(tmp_path / "home"))
+    paths.ensure_local_layout()
+    return paths

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+
+from jobs.common.config import load_settings
+from jobs.common.paths import LakePaths
+from jobs.common.spark import GLUE_FACTORY, runtime_versions, spark_conf
+
+
+def test_session_runs_the_pinned_runtime(spark: SparkSession) -> None:
+    assert runtime_versions(spark) == {"spark": "4.1.1", "delta": "4.2.0"}
+
+
+def test_session_is_utc_delta_enabled_with_aqe(spark: SparkSession) -> None:
+    conf = spark.conf
+    assert conf.get("spark.sql.session.timeZone") == "UTC"
+    assert conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf.get("spark.sql.adaptive.enabled") == "true"
+    assert spark.sparkContext.getConf().get("spark.ui.enabled") == "false"
+
+
+def test_session_parses_and_renders_timestamps_in_utc(spark: SparkSession) -> None:
+    frame = spark.sql(
+        "SELECT CAST('2026-01-01T23:30:00Z' AS TIMESTAMP) AS ts, "
+        "DATE_FORMAT(CAST('2026-01-01T23:30:00+02:00' AS TIMESTAMP), "
+        "'yyyy-MM-dd HH:mm') AS rendered"
+    )
+    expected = spark.createDataFrame(
+        [(dt.datetime(2026, 1, 1, 23, 30), "2026-01-01 21:30")],
+        StructType([StructField("ts", TimestampType()), StructField("rendered", StringType())]),
+    )
+    assert_df_equality(frame, expected, ignore_nullable=True)
+
+
+def test_delta_round_trip_keeps_rows_and_history(spark: SparkSession, lake: LakePaths) -> None:
+    location = lake.table("bronze", "round_trip")
+    source = spark.createDataFrame([(1, "a"), (2, "b")], "id INT, value STRING")
+    source.write.format("delta").save(location)
+    source.where("id = 2").write.format("delta").mode("append").save(location)
+    stored = spark.read.format("delta").load(location)
+    expected = spark.createDataFrame([(1, "a"), (2, "b"), (2, "b")], "id INT, value STRING")
+    assert_df_equality(stored, expected, ignore_row_order=True)
+    versions = [r.version for r in spark.sql(f"DESCRIBE HISTORY delta.`{location}`").collect()]
+    assert sorted(versions) == [0, 1]
+
+
+def test_emr_conf_uses_bundled_delta_and_glue_catalog() -> None:
+    conf = spark_conf(load_settings("dev", environ={}), LakePaths("s3://lakehouse-dev-lake"))
+    assert "spark.jars" not in conf
+    assert "spark.master" not in conf
+    assert conf["spark.hadoop.hive.metastore.client.factory.class"] == GLUE_FACTORY
+    assert conf["spark.sql.shuffle.partitions"] == "64"
+    assert conf["spark.sql.warehouse.dir"] == "s3://lakehouse-dev-lake/lake/_warehouse"
+
+
+def test_local_conf_puts_cached_jars_on_driver_classpath() -> None:
+    conf = spark_conf(load_settings("local", environ={}), LakePaths("/tmp/x"))
+    assert conf["spark.master"] == "local[2]"
+    assert "delta-spark_4.1_2.13-4.2.0.jar" in conf["spark.driver.extraClassPath"]
+    assert conf["spark.jars"].count(",") == conf["spark.driver.extraClassPath"].count(":")

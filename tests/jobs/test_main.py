@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from jobs.common.config import load_settings
+from jobs.common.jars import spark_submit_args
+from jobs.common.paths import LakePaths
+from jobs.main import main
+from tests.conftest import PROJECT_ROOT
+
+LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
+
+
+def test_console_script_help_lists_commands() -> None:
+    result = subprocess.run([str(LAKEHOUSE), "--help"], capture_output=True, text=True, check=True)
+    for command in ("generate-data", "demo", "run", "jobs"):
+        assert command in result.stdout
+    assert result.stdout.startswith("usage: lakehouse")
+
+
+def test_run_help_shows_env_and_date() -> None:
+    result = subprocess.run(
+        [str(LAKEHOUSE), "run", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--env {local,dev,prod}" in result.stdout
+    assert "--date DATE" in result.stdout
+
+
+def test_unknown_job_exits_2_with_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "nope", "--env", "local", "--date", "2026-01-01"]) == 2
+    assert capsys.readouterr().err == (
+        "lakehouse: error: unknown job 'nope': expected one of runtime_check\n"
+    )
+
+
+def test_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "runtime_check", "--env", "local", "--date", "2026-13-01"])
+    assert exit_info.value.code == 2
+    assert "expected a date YYYY-MM-DD, found '2026-13-01'" in capsys.readouterr().err
+
+
+def test_config_error_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE__SPARK__NOPE", "1")
+    assert main(["jobs"]) == 0  # listing jobs needs no configuration
+    assert main(["generate-data", "--days", "1"]) == 2
+    assert "unknown key 'spark.nope'" in capsys.readouterr().err
+
+
+def test_generate_data_writes_under_lakehouse_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
+    assert main(["generate-data", "--days", "2", "--scale", "0.1"]) == 0
+    written = sorted(
+        p.relative_to(tmp_path / "home").as_posix()
+        for p in (tmp_path / "home").rglob("2026-01-02*")
+    )
+    assert written == [
+        "sources/_manifest/2026-01-02.json",
+        "sources/crm/cases/2026-01-02.jsonl",
+        "sources/crm/customers/2026-01-02.jsonl",
+        "sources/events/behaviour/2026-01-02.jsonl",
+        "sources/fx/rates/2026-01-02.json",
+        "sources/opdb/orders/2026-01-02.jsonl",
+        "sources/opdb/products/2026-01-02.jsonl",
+    ]
+    assert (tmp_path / "home/landing/returns/returns_2026-01-02.csv").is_file()
+
+
+def test_run_job_in_process_writes_summary(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path))
+    assert main(["run", "runtime_check", "--env", "local", "--date", "2026-02-01"]) == 0
+    run_dir = Path(LakePaths(str(tmp_path)).run_dir("runtime_check__2026-02-01__a1"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["versions"]["delta"]) == ("SUCCEEDED", "4.2.0")
+
+
+@pytest.mark.slow
+def test_spark_submit_runs_the_same_entry_point(tmp_path: Path) -> None:
+    venv_bin = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "LAKEHOUSE_HOME": str(tmp_path),
+        "PYSPARK_PYTHON": sys.executable,
+        "PATH": f"{venv_bin}:{os.environ['PATH']}",
+    }
+    jvm = load_settings("local", environ={}).jvm
+    submit_args = spark_submit_args(PROJECT_ROOT / jvm.pom, PROJECT_ROOT / jvm.jars_dir)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "spark-submit"),
+            *submit_args,
+            "jobs/main.py",
+            "run",
+            "runtime_check",
+            "--env",
+            "local",
+            "--date",
+            "2026-03-01",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "runtime_check SUCCEEDED run_id=runtime_check__2026-03-01__a1" in result.stdout
+    summary = json.loads((tmp_path / "runs/runtime_check__2026-03-01__a1/summary.json").read_text())
+    assert (summary["status"], summary["versions"]["delta"]) == ("SUCCEEDED", "4.2.0")
