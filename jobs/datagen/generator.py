@@ -173,6 +173,7 @@ class RetailGenerator:
         self.fx: dict[str, float] = {c: v for c, v in USD_PER_UNIT.items() if c != "USD"}
         self._carry: dict[str, list[Record]] = {}
         self._returned: set[str] = set()
+        self._product_ids: list[str] = []  # creation order; products are never deleted
         self._seq = {"customer": 0, "product": 0, "order": 0, "case": 0, "return": 0}
 
     def days(self) -> Iterator[DayBatch]:
@@ -271,6 +272,7 @@ class RetailGenerator:
             "updated_at": ts(created),
         }
         self.products[product_id] = record
+        self._product_ids.append(product_id)
         return record
 
     def _active_customer_ids(self) -> list[str]:
@@ -320,11 +322,9 @@ class RetailGenerator:
                 batch.records[entity].append(dict(record))
                 late.setdefault(entity, []).append(older)
                 batch.count(entity, "out_of_order_pairs")
-        for _ in range(self.p.volume("customer_deletes")):
-            candidates = self._active_customer_ids()
-            if not candidates:
-                break
-            record = self.customers[self.rng.choice(candidates)]
+        candidates = self._active_customer_ids()
+        for _ in range(min(self.p.volume("customer_deletes"), len(candidates))):
+            record = self.customers[candidates.pop(self.rng.randrange(len(candidates)))]
             when = self._time_in(today)
             if ts(when) <= record["updated_at"]:
                 continue
@@ -334,16 +334,28 @@ class RetailGenerator:
         self._duplicate(batch, entity)
 
     def _duplicate(self, batch: DayBatch, entity: str) -> None:
+        """Re-deliver ``duplicate_rate`` of the records, each at a random later position."""
         rows = batch.records[entity]
-        picks = [r for r in rows if self.rng.random() < self.p.duplicate_rate]
-        for record in picks:
-            rows.insert(self.rng.randrange(len(rows) + 1), dict(record))
-        if picks:
-            batch.count(entity, "exact_duplicates", len(picks))
+        inserts = sorted(
+            (self.rng.randrange(len(rows) + 1), n, dict(record))
+            for n, record in enumerate(rows)
+            if self.rng.random() < self.p.duplicate_rate
+        )
+        if not inserts:
+            return
+        merged: list[Record] = []
+        start = 0
+        for position, _, record in inserts:
+            merged.extend(rows[start:position])
+            merged.append(record)
+            start = position
+        merged.extend(rows[start:])
+        batch.records[entity] = merged
+        batch.count(entity, "exact_duplicates", len(inserts))
 
     def _products(self, batch: DayBatch, today: date) -> None:
         for _ in range(self.p.volume("product_updates")):
-            record = self.products[self.rng.choice(sorted(self.products))]
+            record = self.products[self.rng.choice(self._product_ids)]
             when = self._time_in(today)
             if ts(when) <= record["updated_at"]:
                 continue
@@ -381,7 +393,7 @@ class RetailGenerator:
             order: Record = {
                 "order_id": self._next_id("order", "O"),
                 "customer_id": customer["customer_id"],
-                "product_id": self.rng.choice(sorted(self.products)),
+                "product_id": self.rng.choice(self._product_ids),
                 "order_ts": ts(when),
                 "currency": currency,
                 "amount": amount,
@@ -440,19 +452,25 @@ class RetailGenerator:
         entity = "events.behaviour"
         active = self._active_customer_ids()
         rows: list[Record] = []
+        # Hot loop (1M events at bench scale): times are formatted from integer
+        # milliseconds; the random draws are the same as _time_in's.
+        days = {False: today, True: today - timedelta(days=1)}
+        prefix = {late: (f"{d.isoformat()}T", f"{d:%Y%m%d}") for late, d in days.items()}
         for _ in range(self.p.volume("events")):
             late_event = self.rng.random() < self.p.late_rate and batch.day > 1
-            when = self._time_in(today - timedelta(days=1) if late_event else today)
+            stamp, compact = prefix[late_event]
+            ms = self.rng.randrange(86_400_000)
             customer_id = self.rng.choice(active)
             rows.append(
                 {
                     "event_id": self._uuid(),
                     "customer_id": customer_id,
-                    "session_id": f"{customer_id}-{when:%Y%m%d}-{self.rng.randrange(3)}",
+                    "session_id": f"{customer_id}-{compact}-{self.rng.randrange(3)}",
                     "event_type": self.rng.choice(EVENT_TYPES),
-                    "event_ts": ts(when),
+                    "event_ts": f"{stamp}{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:"
+                    f"{ms // 1000 % 60:02d}.{ms % 1000:03d}Z",
                     "device": self.rng.choice(DEVICES),
-                    "page": f"/p/{self.rng.choice(sorted(self.products))}",
+                    "page": f"/p/{self.rng.choice(self._product_ids)}",
                 }
             )
             if late_event:

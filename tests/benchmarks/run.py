@@ -1,0 +1,143 @@
+"""``make bench``: benchmarks reported as ratios against a baseline measured in the same run.
+
+Baseline B: a plain Parquet write of the same rows (the generated behaviour events,
+cached in memory so neither side pays for reading or parsing). Later layers report
+their figures against B.
+
+    python -m tests.benchmarks.run [--rows N] [--repeats K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.common.config import load_settings
+from jobs.common.paths import resolve_lake_paths
+from jobs.common.spark import build_spark_session, runtime_versions
+from jobs.datagen.generator import BASE_VOLUMES, GeneratorParams, generate
+
+EVENT_SCHEMA = (
+    "event_id STRING, customer_id STRING, session_id STRING, event_type STRING, "
+    "event_ts TIMESTAMP, device STRING, page STRING"
+)
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def generate_events(rows: int, folder: Path) -> tuple[Path, float]:
+    """Write one generated day with at least ``rows`` events; returns the file and seconds."""
+    scale = rows / BASE_VOLUMES["events"] * 1.03  # head-room for malformed lines
+    start = time.perf_counter()
+    day = next(iter(generate(GeneratorParams(seed=1, scale=scale, days=1))))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "events.jsonl"
+    target.write_text("\n".join(day.raw_lines["events.behaviour"]) + "\n", encoding="utf-8")
+    return target, time.perf_counter() - start
+
+
+def load_rows(spark: SparkSession, source: Path, rows: int) -> DataFrame:
+    frame = (
+        spark.read.schema(EVENT_SCHEMA)
+        .option("mode", "DROPMALFORMED")
+        .json(str(source))
+        .where("event_id IS NOT NULL AND event_ts IS NOT NULL")
+        .limit(rows)
+        .cache()
+    )
+    found = frame.count()
+    if found != rows:
+        raise SystemExit(f"benchmark input: expected {rows:,} valid events, found {found:,}")
+    return frame
+
+
+def _append_delta(spark: SparkSession, frame: DataFrame, target: Path, stats: bool) -> float:
+    frame.limit(0).write.format("delta").save(str(target))  # an existing, empty table
+    spark.conf.set("spark.databricks.delta.stats.collect", str(stats).lower())
+    try:
+        return timed(lambda: frame.write.format("delta").mode("append").save(str(target)))
+    finally:
+        spark.conf.unset("spark.databricks.delta.stats.collect")
+
+
+def bench_delta_vs_parquet(
+    spark: SparkSession, frame: DataFrame, work: Path, repeats: int
+) -> dict[str, object]:
+    """Median seconds of each write; one unmeasured warm-up round first."""
+    runs: dict[str, list[float]] = {"parquet": [], "delta": [], "delta_no_stats": []}
+    for n in range(repeats + 1):
+        round_s = {
+            "parquet": timed(lambda p=work / f"parquet_{n}": frame.write.parquet(str(p))),
+            "delta": _append_delta(spark, frame, work / f"delta_{n}", stats=True),
+            "delta_no_stats": _append_delta(spark, frame, work / f"nostats_{n}", stats=False),
+        }
+        shutil.rmtree(work)
+        if n:  # round 0 warms the JVM up
+            for name, seconds in round_s.items():
+                runs[name].append(seconds)
+    median = {name: statistics.median(values) for name, values in runs.items()}
+    return {
+        "baseline_parquet_write_s": round(median["parquet"], 3),
+        "delta_append_s": round(median["delta"], 3),
+        "delta_append_over_parquet": round(median["delta"] / median["parquet"], 3),
+        "diagnostic_delta_append_no_stats_s": round(median["delta_no_stats"], 3),
+        "diagnostic_no_stats_over_parquet": round(median["delta_no_stats"] / median["parquet"], 3),
+        "runs_s": {name: [round(x, 3) for x in values] for name, values in runs.items()},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    settings = load_settings("local")
+    paths = resolve_lake_paths(settings)
+    work = Path(paths.root) / "bench"
+    shutil.rmtree(work, ignore_errors=True)
+    source, gen_s = generate_events(args.rows, work / "input")
+    spark = build_spark_session(settings, paths, app_name="lakehouse:bench")
+    frame = load_rows(spark, source, args.rows)
+    results: dict[str, object] = {
+        "rows": args.rows,
+        "repeats": args.repeats,
+        "generate_s": round(gen_s, 3),
+        "runtime": runtime_versions(spark),
+        "cores": spark.sparkContext.defaultParallelism,
+        "delta_vs_parquet": bench_delta_vs_parquet(spark, frame, work / "out", args.repeats),
+    }
+    (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    dvp = results["delta_vs_parquet"]
+    assert isinstance(dvp, dict)
+    print(
+        f"rows: {args.rows:,} behaviour events (generated in {gen_s:.1f}s), "
+        f"{args.repeats} repeats, medians"
+    )
+    print(f"  B  plain Parquet write   {dvp['baseline_parquet_write_s']:>7.2f}s")
+    print(
+        f"     Delta append          {dvp['delta_append_s']:>7.2f}s   "
+        f"ratio {dvp['delta_append_over_parquet']:.2f} x B"
+    )
+    print(
+        "     Delta append, no file stats (diagnostic) "
+        f"{dvp['diagnostic_delta_append_no_stats_s']:.2f}s   "
+        f"ratio {dvp['diagnostic_no_stats_over_parquet']:.2f} x B"
+    )
+    print(f"results: {work / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
