@@ -99,7 +99,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     env = getattr(args, "env", None) or "local"
     settings = load_settings(env, config_dir=args.config_dir)
-    configure_logging(settings.logging.level)
+    quiet = "WARNING" if args.command == "demo" else None
+    configure_logging(settings.logging.level, console_level=quiet)
     paths = resolve_lake_paths(settings)
     if args.command == "generate-data":
         from jobs.demo import generate_sources, generator_params

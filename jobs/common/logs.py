@@ -37,10 +37,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send the ``jobs`` and ``aws`` loggers to stderr as JSON lines."""
+def configure_logging(level: str = "INFO", console_level: str | None = None) -> None:
+    """Send the ``jobs`` and ``aws`` loggers to stderr as JSON lines.
+
+    ``console_level`` raises the bar for stderr only (the demo keeps its terminal
+    readable); run log files still receive ``level``.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.setLevel(console_level or level)
     for name in ("jobs", "aws"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]

@@ -71,3 +71,15 @@ def test_job_run_logs_are_json_lines_carrying_run_identity(lake: LakePaths) -> N
         ("silver.y__2026-01-02__a1", "silver.y", "local")
     }
     assert all(e["ts"].endswith("+00:00") for e in entries)
+
+
+def test_console_level_quiets_stderr_but_not_the_run_log(
+    lake: LakePaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", console_level="WARNING")
+    ctx = RunContext("silver.z", "local", date(2026, 1, 2))
+    with job_run(ctx, lake):
+        pass
+    assert capsys.readouterr().err == ""
+    lines = Path(lake.run_dir(ctx.run_id), "log.jsonl").read_text().splitlines()
+    assert len(lines) == 2
