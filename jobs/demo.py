@@ -11,7 +11,7 @@ import argparse
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from jobs.common.config import Settings
@@ -20,6 +20,7 @@ from jobs.common.paths import LAYERS, LakePaths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import GeneratorParams
+from jobs.datagen.opdb import connect_sqlite, load_day
 from jobs.datagen.writer import DayManifest, write_dataset
 from jobs.registry import daily_jobs
 from jobs.runner import execute
@@ -53,6 +54,15 @@ def generate_sources(params: GeneratorParams, paths: LakePaths, echo: Echo) -> l
         f"{rows:,} source records in {time.perf_counter() - start:.1f}s -> {paths.sources}"
     )
     return manifests
+
+
+def simulate_sources(paths: LakePaths, day: date) -> None:
+    """Apply what the source systems received on ``day`` (the operational DB's commits)."""
+    conn = connect_sqlite(Path(paths.sources) / "opdb" / "opdb.sqlite")
+    try:
+        load_day(conn, "sqlite", Path(paths.sources), day)
+    finally:
+        conn.close()  # type: ignore[attr-defined]
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -98,9 +108,11 @@ def run_demo(
     versions = runtime_versions(spark)
     echo(f"runtime: Spark {versions['spark']}, Delta {versions['delta']} ({settings.spark.master})")
     summaries: list[RunSummary] = []
+    daily = daily_jobs(settings)
     for offset in range(params.days):
         day = params.start_date + timedelta(days=offset)
-        for spec in daily_jobs():
+        simulate_sources(paths, day)
+        for spec in daily:
             ctx = RunContext(job=spec.name, env=settings.env, logical_date=day)
             try:
                 summaries.append(execute(ctx, settings, paths, spark))
@@ -110,11 +122,20 @@ def run_demo(
                 return 1
         echo(
             f"  {day}: "
-            + ", ".join(f"{s.job} {s.status.lower()}" for s in summaries[-len(daily_jobs()) :])
+            + ", ".join(f"{s.job} {s.status.lower()}" for s in summaries[-len(daily) :])
         )
     echo("")
     echo(_summary(manifests, summaries, paths, spark, time.perf_counter() - started))
     return 0
+
+
+def _extra(summary: RunSummary, key: str) -> object:
+    return summary.outputs[0].extra.get(key) if summary.outputs else None
+
+
+def _watermark(summary: RunSummary) -> str | None:
+    mark = _extra(summary, "watermark_after")
+    return ", ".join(f"{k}={v}" for k, v in mark.items()) if isinstance(mark, dict) else None
 
 
 def _summary(
@@ -137,9 +158,12 @@ def _summary(
             s.job,
             s.status,
             s.duration_s,
+            s.rows_in,
             s.rows_out,
+            _extra(s, "duplicates_skipped"),
             s.rows_quarantined,
             s.outputs[0].delta_version if s.outputs else None,
+            _watermark(s),
         ]
         for s in summaries
     ]
@@ -161,7 +185,18 @@ def _summary(
             "",
             "== Job runs ==",
             render_table(
-                ["date", "job", "status", "seconds", "rows out", "quarantined", "delta version"],
+                [
+                    "date",
+                    "job",
+                    "status",
+                    "seconds",
+                    "rows in",
+                    "written",
+                    "duplicates",
+                    "quarantined",
+                    "version",
+                    "watermark after",
+                ],
                 run_rows,
             ),
             "",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make `jobs` importable
@@ -61,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--env", choices=ENVIRONMENTS, required=True)
     run.add_argument("--date", type=_date, required=True, help="logical date YYYY-MM-DD (UTC)")
     run.add_argument("--attempt", type=int, default=1, help="attempt number (Airflow try)")
+    run.add_argument(
+        "--from",
+        dest="window_from",
+        type=_date,
+        help="backfill: re-ingest from this date (inclusive), with --to",
+    )
+    run.add_argument(
+        "--to", dest="window_to", type=_date, help="backfill: re-ingest up to this date (inclusive)"
+    )
 
     commands.add_parser("jobs", help="list the jobs `run` knows")
     return parser
@@ -91,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "jobs":
-        from jobs.registry import JOBS
-
-        for spec in JOBS.values():
-            print(f"{spec.name:<24} {spec.description}")
-        return 0
     env = getattr(args, "env", None) or "local"
     settings = load_settings(env, config_dir=args.config_dir)
+    if args.command == "jobs":
+        from jobs.registry import build_registry
+
+        for spec in build_registry(settings).values():
+            print(f"{spec.name:<28} {spec.description}")
+        return 0
     quiet = "WARNING" if args.command == "demo" else None
     configure_logging(settings.logging.level, console_level=quiet)
     paths = resolve_lake_paths(settings)
@@ -115,8 +124,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     from jobs.registry import get_job
     from jobs.runner import execute
 
-    get_job(args.job)
-    ctx = RunContext(job=args.job, env=env, logical_date=args.date, attempt=args.attempt)
+    get_job(args.job, settings)
+    window = None
+    if args.window_from or args.window_to:
+        if not (args.window_from and args.window_to) or args.window_from > args.window_to:
+            print(
+                "lakehouse: error: --from and --to go together, with --from <= --to",
+                file=sys.stderr,
+            )
+            return 2
+        window = (args.window_from, args.window_to + timedelta(days=1))
+    ctx = RunContext(
+        job=args.job, env=env, logical_date=args.date, attempt=args.attempt, window=window
+    )
     try:
         summary = execute(ctx, settings, paths)
     except Exception as exc:  # the FAILED summary is already written

@@ -1,9 +1,14 @@
-"""The jobs that ``lakehouse run <job>`` and ``spark-submit jobs/main.py run <job>`` know."""
+"""The jobs that ``lakehouse run <job>`` and ``spark-submit jobs/main.py run <job>`` know.
+
+Bronze jobs are generated from ``config/sources.yaml``: one job per source entity,
+named ``bronze.<source>_<entity>`` like the table it writes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.common.config import Settings
@@ -14,6 +19,8 @@ from jobs.tools import runtime_check
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+BATCH_SOURCE_TYPES = ("jdbc", "fx")
 
 
 @dataclass(frozen=True)
@@ -37,34 +44,48 @@ class JobSpec:
     daily: bool  # part of the daily pipeline (the demo runs it for each day)
 
 
-JOBS: dict[str, JobSpec] = {
-    spec.name: spec
-    for spec in [
+def build_registry(settings: Settings) -> dict[str, JobSpec]:
+    """Every job for ``settings``, in daily run order."""
+    from jobs.bronze.ingest import bronze_table_name, ingest
+
+    specs = [
         JobSpec(
             "runtime_check",
             "Spark + Delta MERGE round trip on the lake storage",
             runtime_check.run,
-            daily=True,
+            daily=False,
         ),
     ]
-}
+    for source, spec in settings.sources.items():
+        if spec.type not in BATCH_SOURCE_TYPES:
+            continue
+        for entity in spec.entities:
+            specs.append(
+                JobSpec(
+                    f"bronze.{bronze_table_name(source, entity)}",
+                    f"ingest {source}.{entity} ({spec.type}) into Bronze",
+                    partial(ingest, source=source, entity=entity),
+                    daily=True,
+                )
+            )
+    return {spec.name: spec for spec in specs}
 
 
-def get_job(name: str) -> JobSpec:
+def get_job(name: str, settings: Settings) -> JobSpec:
     """The job called ``name``.
 
     Raises:
         UnknownJobError: naming the job and listing the known ones.
-
     """
+    jobs = build_registry(settings)
     try:
-        return JOBS[name]
+        return jobs[name]
     except KeyError:
         raise UnknownJobError(
-            f"unknown job '{name}': expected one of {', '.join(sorted(JOBS))}"
+            f"unknown job '{name}': expected one of {', '.join(sorted(jobs))}"
         ) from None
 
 
-def daily_jobs() -> list[JobSpec]:
+def daily_jobs(settings: Settings) -> list[JobSpec]:
     """Jobs of the daily pipeline, in run order."""
-    return [spec for spec in JOBS.values() if spec.daily]
+    return [spec for spec in build_registry(settings).values() if spec.daily]

@@ -27,7 +27,7 @@ def execute(
         Exception: whatever the job raised, after the FAILED summary is written.
 
     """
-    spec = get_job(ctx.job)
+    spec = get_job(ctx.job, settings)
     paths.ensure_local_layout()
     session = spark or build_spark_session(settings, paths, app_name=f"lakehouse:{ctx.job}")
     with job_run(ctx, paths) as recorder:

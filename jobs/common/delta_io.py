@@ -86,3 +86,49 @@ def merge_upsert(
         .execute()
     )
     return last_commit(spark, location)
+
+
+def append_batch(
+    spark: SparkSession,
+    frame: DataFrame,
+    location: str,
+    *,
+    app_id: str,
+    batch_id: int,
+    user_metadata: str,
+    partition_by: list[str] | None = None,
+    merge_schema: bool = False,
+    properties: dict[str, str] | None = None,
+) -> CommitInfo:
+    """Append ``frame`` as batch ``batch_id`` of writer ``app_id``, idempotently.
+
+    Delta records (``app_id``, ``batch_id``) in the same commit as the data and skips a
+    later append with a ``batch_id`` not greater than the recorded one; such a skipped
+    replay returns operation ``NONE``. ``properties`` are table properties applied when
+    the append creates the table.
+    """
+    before = current_version(spark, location) if table_exists(spark, location) else -1
+    writer = (
+        frame.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", str(batch_id))
+        .option("userMetadata", user_metadata)
+        .option("mergeSchema", str(merge_schema).lower())
+    )
+    if before < 0:
+        for key, value in (properties or {}).items():
+            writer = writer.option(key, value)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+    writer.save(location)
+    commit = last_commit(spark, location)
+    if commit.version == before:
+        return CommitInfo(before, "NONE", {})
+    return commit
+
+
+def register_table(spark: SparkSession, database: str, name: str, location: str) -> None:
+    """Register the Delta table at ``location`` as ``database.name`` in the session catalog."""
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS `{database}`.`{name}` USING DELTA LOCATION '{location}'")

@@ -21,3 +21,15 @@ class UnknownJobError(LakehouseError):
 
 class JobFailedError(LakehouseError):
     """A job ran and failed; the run summary holds the details."""
+
+
+class SchemaDriftError(LakehouseError):
+    """An incoming batch changes a table's schema incompatibly; nothing was written."""
+
+
+class ConcurrentRunError(LakehouseError):
+    """Another run holds the single-writer lock of a table."""
+
+
+class SourceError(LakehouseError):
+    """A source could not be read (after the bounded retries its connector allows)."""

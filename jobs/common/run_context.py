@@ -58,6 +58,7 @@ class RunContext:
     env: str
     logical_date: date
     attempt: int = 1
+    window: tuple[date, date] | None = None  # backfill: [start, end) instead of the watermark
 
     @property
     def run_id(self) -> str:

@@ -14,6 +14,7 @@ driver memory       from config                          job submission paramete
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,9 @@ def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
         "spark.ui.enabled": str(spark.ui_enabled).lower(),
         "spark.sql.warehouse.dir": paths.warehouse,
+        # Source CHAR/VARCHAR(n) land as STRING: Bronze must not enforce (or break on) a
+        # source's declared lengths (sqlite-jdbc even reports TEXT as VARCHAR(0)).
+        "spark.sql.legacy.charVarcharAsString": "true",
         # Delta: safe defaults for an append-heavy lake with MERGE-based silver.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "true",
@@ -103,6 +107,8 @@ def build_spark_session(
     """
     from pyspark.sql import SparkSession
 
+    if settings.runtime == "local":
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no network needed locally
     conf = spark_conf(settings, paths)
     if app_name:
         conf["spark.app.name"] = app_name

@@ -18,11 +18,15 @@ def test_required_artifacts_are_the_direct_pom_dependencies() -> None:
     assert required_artifacts(POM) == [
         Artifact("io.delta", "delta-spark_4.1_2.13", "4.2.0"),
         Artifact("io.delta", "delta-storage", "4.2.0"),
+        Artifact("org.postgresql", "postgresql", "42.7.8"),
+        Artifact("org.xerial", "sqlite-jdbc", "3.50.3.0"),
     ]
 
 
 def test_missing_jar_message_names_artifact_file_and_fetch_command(tmp_path: Path) -> None:
-    (tmp_path / "delta-storage-4.2.0.jar").write_bytes(b"")
+    for present in ("delta-storage-4.2.0.jar", "postgresql-42.7.8.jar",
+                    "sqlite-jdbc-3.50.3.0.jar"):
+        (tmp_path / present).write_bytes(b"")
     expected = (
         "missing JVM dependencies for a local Spark session:\n"
         "  io.delta:delta-spark_4.1_2.13:4.2.0 "
