@@ -12,7 +12,7 @@ JARS := .jars
 JAR_STAMP := $(JARS)/.stamp
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean
+.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -49,7 +49,16 @@ lint: $(VENV)/.synced
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
 
-pytest: bootstrap
+# The JDBC tests start their own throwaway PostgreSQL server (tests/support/postgres.py);
+# this only makes sure the server binaries are installed (Debian package postgresql).
+postgres-bin:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing PostgreSQL server binaries (apt-get install postgresql)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL server binaries are needed for the JDBC tests: apt-get install postgresql" >&2; exit 1; fi
+
+pytest: bootstrap postgres-bin
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest

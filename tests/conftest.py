@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from jobs.common.config import Settings, load_settings
 from jobs.common.paths import LakePaths
 from jobs.common.spark import build_spark_session
+from tests.support.postgres import PostgresServer, start_postgres, stop_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +40,11 @@ def lake(tmp_path: Path) -> LakePaths:
     paths = LakePaths(str(tmp_path / "home"))
     paths.ensure_local_layout()
     return paths
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole test session."""
+    server = start_postgres()
+    yield server
+    stop_postgres(server)

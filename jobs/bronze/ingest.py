@@ -24,7 +24,15 @@ from pyspark.sql import functions as F
 from jobs.bronze import fx, jdbc
 from jobs.bronze.connector import Increment, ReadRequest
 from jobs.bronze.metadata import as_quarantine, only_new_records, with_bronze_metadata
-from jobs.common.delta_io import append_batch, read_table, register_table, table_exists
+from jobs.common.delta_io import (
+    CommitInfo,
+    append_batch,
+    current_version,
+    read_table,
+    register_table,
+    table_exists,
+)
+from jobs.common.faults import crash_inside, crash_point
 from jobs.common.locks import table_lock
 from jobs.common.progress import Progress, read_progress
 from jobs.common.run_context import DatasetStats
@@ -83,6 +91,7 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
                 )
             ).cache()
             rows_read = staged.count()
+        crash_point("after_read")
         exists = table_exists(spark, location)
         change = None
         with run.step("stage"):
@@ -119,18 +128,23 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
                         user_metadata=Progress(batch_id, {}, ctx.run_id).to_metadata(),
                     )
         progress = Progress(batch_id, watermark, ctx.run_id)
+        unchanged = previous is not None and watermark == previous.watermark
         with run.step("write"):
-            commit = append_batch(
-                spark,
-                new_rows,
-                location,
-                app_id=f"bronze.{table}",
-                batch_id=batch_id,
-                user_metadata=progress.to_metadata(),
-                partition_by=["_ingest_date"],
-                merge_schema=bool(change and change.evolves),
-                properties=BRONZE_PROPERTIES,
-            )
+            if rows_new == 0 and rows_rejected == 0 and unchanged:
+                commit = CommitInfo(current_version(spark, location), "NONE", {})
+            else:
+                commit = append_batch(
+                    spark,
+                    crash_inside(new_rows, "mid_write"),
+                    location,
+                    app_id=f"bronze.{table}",
+                    batch_id=batch_id,
+                    user_metadata=progress.to_metadata(),
+                    partition_by=["_ingest_date"],
+                    merge_schema=bool(change and change.evolves),
+                    properties=BRONZE_PROPERTIES,
+                )
+        crash_point("after_commit")
         register_table(spark, "bronze", table, location)
         staged.unpersist()
         new_rows.unpersist()

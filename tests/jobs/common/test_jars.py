@@ -24,8 +24,7 @@ def test_required_artifacts_are_the_direct_pom_dependencies() -> None:
 
 
 def test_missing_jar_message_names_artifact_file_and_fetch_command(tmp_path: Path) -> None:
-    for present in ("delta-storage-4.2.0.jar", "postgresql-42.7.8.jar",
-                    "sqlite-jdbc-3.50.3.0.jar"):
+    for present in ("delta-storage-4.2.0.jar", "postgresql-42.7.8.jar", "sqlite-jdbc-3.50.3.0.jar"):
         (tmp_path / present).write_bytes(b"")
     expected = (
         "missing JVM dependencies for a local Spark session:\n"
