@@ -2,7 +2,10 @@
 
 Locally the provider's response for date D is ``sources/fx/rates/<D>.json``. A re-run
 for D writes nothing new; a corrected rate for D is a new record (Bronze keeps both,
-Silver takes the latest).
+Silver takes the latest). Values are parsed with ``try_cast`` (Spark 4 runs ANSI SQL,
+where a bad cast fails the query) and failures are quarantined. Documents are parsed
+with ``from_json``, not a cached file scan: a cached scan would serve stale rates to a
+later read of the same path in the same session.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from jobs.common.errors import SourceError
 
 RATE_SCHEMA = (
     "base STRING, date STRING, "
-    "rates ARRAY<STRUCT<rate_date: STRING, currency: STRING, usd_per_unit: STRING>>, "
-    "_corrupt_record STRING"
+    "rates ARRAY<STRUCT<rate_date: STRING, currency: STRING, usd_per_unit: STRING>>"
 )
 
 
@@ -33,21 +35,18 @@ def read(request: ReadRequest) -> Increment:
     if missing:
         raise SourceError(f"fx: no rates published for {', '.join(missing)}")
     raw = (
-        request.spark.read.schema(RATE_SCHEMA)
-        .option("multiLine", "true")
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", "_corrupt_record")
-        .json(files)
-        .withColumn("_file", F.input_file_name())
-        .cache()  # Spark refuses queries on the corrupt-record column of an uncached read
+        request.spark.read.text(files, wholetext=True)
+        .select(F.col("value").alias("_raw"), F.input_file_name().alias("_file"))
+        .withColumn("doc", F.from_json("_raw", RATE_SCHEMA))
     )
+    parsed = F.col("doc").isNotNull() & F.col("doc.rates").isNotNull()
     rows = (
-        raw.where("_corrupt_record IS NULL")
-        .select("_file", F.explode("rates").alias("r"))
+        raw.where(parsed)
+        .select("_file", F.explode("doc.rates").alias("r"))
         .select(
-            F.to_date("r.rate_date").alias("rate_date"),
+            F.col("r.rate_date").try_cast("date").alias("rate_date"),
             F.col("r.currency").alias("currency"),
-            F.col("r.usd_per_unit").cast("decimal(18,8)").alias("usd_per_unit"),
+            F.col("r.usd_per_unit").try_cast("decimal(18,8)").alias("usd_per_unit"),
             F.to_json("r").alias("_raw"),
             "_file",
         )
@@ -59,10 +58,10 @@ def read(request: ReadRequest) -> Increment:
         | (F.col("usd_per_unit") <= 0)
     )
     rejects = (
-        raw.where("_corrupt_record IS NOT NULL")
+        raw.where(~parsed)
         .select(
-            F.col("_corrupt_record").alias("_raw"),
-            F.lit("fx document is not valid JSON").alias("_reason"),
+            "_raw",
+            F.lit("fx document is not valid JSON or has no rates").alias("_reason"),
             F.col("_file").alias("_source_position"),
         )
         .unionByName(
@@ -73,9 +72,8 @@ def read(request: ReadRequest) -> Increment:
             )
         )
     )
-    good = rows.where(~bad_row)
     return Increment(
-        frame=good.drop("_raw"),
+        frame=rows.where(~bad_row).drop("_raw"),
         position=F.col("_file"),
         cursor="rate_date",
         rejects=rejects,

@@ -16,6 +16,7 @@ quarantine append is skipped as already applied); a kill after 6 leaves nothing 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ from jobs.common.run_context import DatasetStats
 from jobs.common.schema_drift import plan_schema_change
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from pyspark.sql import DataFrame
 
@@ -62,7 +63,8 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
     table = bronze_table_name(source, entity)
     location = paths.table("bronze", table)
     quarantine_location = paths.table("_quarantine", f"bronze_{table}")
-    with table_lock(paths, f"bronze.{table}", ctx.run_id):
+    cached: list[DataFrame] = []
+    with table_lock(paths, f"bronze.{table}", ctx.run_id), _released(cached):
         previous = read_progress(spark, location)
         batch_id = (previous.batch_id if previous else 0) + 1
         window = None
@@ -90,6 +92,7 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
                     f"{source}.{entity}", ctx.run_id, batch_id, ingested_at, increment.position
                 )
             ).cache()
+            cached.append(staged)
             rows_read = staged.count()
         crash_point("after_read")
         exists = table_exists(spark, location)
@@ -109,6 +112,7 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
             else:
                 new_rows = staged.dropDuplicates(["_record_hash"])
             new_rows = new_rows.cache()
+            cached.append(new_rows)
             rows_new = new_rows.count()
             watermark = _next_watermark(previous, new_rows, increment.cursor, backfill=bool(window))
         rows_rejected = 0
@@ -116,6 +120,7 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
             rejects = increment.rejects.transform(
                 as_quarantine(f"{source}.{entity}", ctx.run_id, batch_id, ingested_at)
             ).cache()
+            cached.append(rejects)
             rows_rejected = rejects.count()
             if rows_rejected:
                 with run.step("quarantine"):
@@ -146,8 +151,6 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
                 )
         crash_point("after_commit")
         register_table(spark, "bronze", table, location)
-        staged.unpersist()
-        new_rows.unpersist()
     run.input(
         DatasetStats(
             f"{source}.{entity}",
@@ -174,6 +177,16 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
             },
         )
     )
+
+
+@contextmanager
+def _released(frames: list[DataFrame]) -> Iterator[None]:
+    """Unpersist every frame cached in the block, on every exit path."""
+    try:
+        yield
+    finally:
+        for frame in frames:
+            frame.unpersist()
 
 
 def _next_watermark(
