@@ -1,0 +1,156 @@
+"""Writes one batch into a Bronze table: the sequence shared by batch and streaming ingest.
+
+1. stage: add the Bronze metadata and count what was read;
+2. check schema drift against the table before anything is written;
+3. drop records already in Bronze (lookback re-reads, backfills, replays, duplicates);
+4. append rejects to the quarantine table (Delta idempotent write, same batch id);
+5. append the new records with the progress in the same commit (idempotent write).
+
+A batch with nothing new, nothing rejected and an unchanged watermark makes no commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+
+from jobs.bronze.metadata import as_quarantine, only_new_records, with_bronze_metadata
+from jobs.common.delta_io import (
+    CommitInfo,
+    append_batch,
+    current_version,
+    read_table,
+    register_table,
+    table_exists,
+)
+from jobs.common.faults import crash_inside, crash_point
+from jobs.common.paths import LakePaths
+from jobs.common.progress import Progress
+from jobs.common.schema_drift import plan_schema_change
+
+BRONZE_PROPERTIES = {"delta.appendOnly": "true"}
+Step = Callable[[str], AbstractContextManager[None]]
+
+
+@dataclass(frozen=True)
+class BronzeTarget:
+    """A Bronze table and its quarantine table."""
+
+    table: str  # <source>_<entity>
+    source_label: str  # <source>.<entity>
+    keys: list[str]
+    location: str
+    quarantine_location: str
+
+    @staticmethod
+    def of(paths: LakePaths, source: str, entity: str, keys: list[str]) -> BronzeTarget:
+        """The target for ``source``.``entity``."""
+        table = f"{source}_{entity}"
+        return BronzeTarget(
+            table,
+            f"{source}.{entity}",
+            keys,
+            paths.table("bronze", table),
+            paths.table("_quarantine", f"bronze_{table}"),
+        )
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one batch did."""
+
+    rows_read: int
+    rows_new: int
+    rows_rejected: int
+    commit: CommitInfo
+    added_columns: tuple[str, ...]
+    watermark: dict[str, Any]
+
+
+@contextmanager
+def _untimed(_: str) -> Iterator[None]:
+    yield
+
+
+def write_batch(
+    spark: SparkSession,
+    target: BronzeTarget,
+    *,
+    records: DataFrame,
+    position: Column,
+    rejects: DataFrame | None,
+    run_id: str,
+    batch_id: int,
+    ingested_at: datetime,
+    next_watermark: Callable[[DataFrame], dict[str, Any]],
+    previous_watermark: dict[str, Any] | None,
+    existing_filter: str | None = None,
+    step: Step = _untimed,
+) -> BatchOutcome:
+    """Write ``records`` (and ``rejects``) as batch ``batch_id`` of ``target``."""
+    cached: list[DataFrame] = []
+    try:
+        with step("read"):
+            staged = records.transform(
+                with_bronze_metadata(target.source_label, run_id, batch_id, ingested_at, position)
+            ).cache()
+            cached.append(staged)
+            rows_read = staged.count()
+        crash_point("after_read")
+        added: tuple[str, ...] = ()
+        with step("stage"):
+            if table_exists(spark, target.location):
+                current = read_table(spark, target.location)
+                added = plan_schema_change(
+                    f"bronze.{target.table}", current.schema, staged.schema, target.keys
+                ).added
+                scope = current.where(existing_filter) if existing_filter else current
+                new_rows = staged.transform(only_new_records(scope)).cache()
+            else:
+                new_rows = staged.dropDuplicates(["_record_hash"]).cache()
+            cached.append(new_rows)
+            rows_new = new_rows.count()
+            watermark = next_watermark(new_rows)
+        rows_rejected = 0
+        if rejects is not None:
+            shaped = rejects.transform(
+                as_quarantine(target.source_label, run_id, batch_id, ingested_at)
+            ).cache()
+            cached.append(shaped)
+            rows_rejected = shaped.count()
+            if rows_rejected:
+                with step("quarantine"):
+                    append_batch(
+                        spark,
+                        shaped,
+                        target.quarantine_location,
+                        app_id=f"quarantine.bronze.{target.table}",
+                        batch_id=batch_id,
+                        user_metadata=Progress(batch_id, {}, run_id).to_metadata(),
+                    )
+        with step("write"):
+            if rows_new == 0 and rows_rejected == 0 and watermark == previous_watermark:
+                commit = CommitInfo(current_version(spark, target.location), "NONE", {})
+            else:
+                commit = append_batch(
+                    spark,
+                    crash_inside(new_rows, "mid_write"),
+                    target.location,
+                    app_id=f"bronze.{target.table}",
+                    batch_id=batch_id,
+                    user_metadata=Progress(batch_id, watermark, run_id).to_metadata(),
+                    partition_by=["_ingest_date"],
+                    merge_schema=bool(added),
+                    properties=BRONZE_PROPERTIES,
+                )
+        crash_point("after_commit")
+        register_table(spark, "bronze", target.table, target.location)
+        return BatchOutcome(rows_read, rows_new, rows_rejected, commit, added, watermark)
+    finally:
+        for frame in cached:
+            frame.unpersist()
