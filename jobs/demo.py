@@ -47,7 +47,7 @@ def generate_sources(params: GeneratorParams, paths: LakePaths, echo: Echo) -> l
     """Write the generated source systems under the local home."""
     paths.ensure_local_layout()
     start = time.perf_counter()
-    manifests = write_dataset(params, Path(paths.sources), Path(paths.landing))
+    manifests = write_dataset(params, Path(paths.sources))
     rows = sum(sum(m.rows.values()) for m in manifests)
     echo(
         f"generated {params.days} days (seed {params.seed}, scale {params.scale}): "
@@ -57,12 +57,24 @@ def generate_sources(params: GeneratorParams, paths: LakePaths, echo: Echo) -> l
 
 
 def simulate_sources(paths: LakePaths, day: date) -> None:
-    """Apply what the source systems received on ``day`` (the operational DB's commits)."""
+    """Make ``day`` happen in the source systems: DB commits, the day's file drop."""
     conn = connect_sqlite(Path(paths.sources) / "opdb" / "opdb.sqlite")
     try:
         load_day(conn, "sqlite", Path(paths.sources), day)
     finally:
         conn.close()  # type: ignore[attr-defined]
+    drop_file(
+        Path(paths.sources) / "returns" / f"returns_{day.isoformat()}.csv",
+        Path(paths.landing) / "returns",
+    )
+
+
+def drop_file(source: Path, folder: Path) -> None:
+    """Land ``source`` in ``folder`` atomically (written under a name the glob skips)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{source.name}.partial"
+    shutil.copyfile(source, partial)
+    partial.replace(folder / source.name)
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

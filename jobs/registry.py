@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 BATCH_SOURCE_TYPES = ("jdbc", "fx")
+STREAM_SOURCE_TYPES = ("files",)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class JobSpec:
 def build_registry(settings: Settings) -> dict[str, JobSpec]:
     """Every job for ``settings``, in daily run order."""
     from jobs.bronze.ingest import bronze_table_name, ingest
+    from jobs.bronze.stream_ingest import ingest_stream
 
     specs = [
         JobSpec(
@@ -57,14 +59,18 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
         ),
     ]
     for source, spec in settings.sources.items():
-        if spec.type not in BATCH_SOURCE_TYPES:
+        if spec.type in BATCH_SOURCE_TYPES:
+            body: Callable[..., None] = ingest
+        elif spec.type in STREAM_SOURCE_TYPES:
+            body = ingest_stream
+        else:
             continue
         for entity in spec.entities:
             specs.append(
                 JobSpec(
                     f"bronze.{bronze_table_name(source, entity)}",
                     f"ingest {source}.{entity} ({spec.type}) into Bronze",
-                    partial(ingest, source=source, entity=entity),
+                    partial(body, source=source, entity=entity),
                     daily=True,
                 )
             )

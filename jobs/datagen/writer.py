@@ -6,7 +6,8 @@ Layout (one file per entity per day, so later days append and earlier bytes stay
     sources/opdb/{orders,products}/<date>.jsonl    rows committed to the DB that day
     sources/events/behaviour/<date>.jsonl          event stream messages (raw lines)
     sources/fx/rates/<date>.json                   FX document for that date
-    landing/returns/returns_<date>.csv             file drop (raw lines)
+    sources/returns/returns_<date>.csv             the day's file drop (raw lines); the
+                                                   day's simulation copies it to landing/
     sources/_manifest/<date>.json                  counts and injected anomalies
 """
 
@@ -43,7 +44,7 @@ def _jsonl(records: list[dict[str, Any]]) -> list[str]:
     return [json.dumps(r, separators=(",", ":")) for r in records]
 
 
-def write_day(batch: DayBatch, sources: Path, landing: Path) -> DayManifest:
+def write_day(batch: DayBatch, sources: Path) -> DayManifest:
     """Write one day's files and its manifest; returns the manifest."""
     day = batch.date.isoformat()
     for entity in ("crm.customers", "crm.cases", "opdb.orders", "opdb.products"):
@@ -54,7 +55,7 @@ def write_day(batch: DayBatch, sources: Path, landing: Path) -> DayManifest:
     )
     fx_doc = {"base": "USD", "date": day, "rates": batch.records["fx.rates"]}
     _write_lines(sources / "fx" / "rates" / f"{day}.json", [json.dumps(fx_doc, indent=1)])
-    _write_lines(landing / "returns" / f"returns_{day}.csv", batch.raw_lines["returns.returns"])
+    _write_lines(sources / "returns" / f"returns_{day}.csv", batch.raw_lines["returns.returns"])
     rows = {entity: len(records) for entity, records in sorted(batch.records.items())}
     for entity, lines in batch.raw_lines.items():
         header = 1 if entity == "returns.returns" else 0
@@ -67,6 +68,6 @@ def write_day(batch: DayBatch, sources: Path, landing: Path) -> DayManifest:
     return manifest
 
 
-def write_dataset(params: GeneratorParams, sources: Path, landing: Path) -> list[DayManifest]:
+def write_dataset(params: GeneratorParams, sources: Path) -> list[DayManifest]:
     """Generate every day of ``params`` and write it; returns the manifests in day order."""
-    return [write_day(batch, sources, landing) for batch in generate(params)]
+    return [write_day(batch, sources) for batch in generate(params)]

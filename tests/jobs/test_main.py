@@ -74,7 +74,7 @@ def test_generate_data_writes_under_lakehouse_home(
         "sources/opdb/orders/2026-01-02.jsonl",
         "sources/opdb/products/2026-01-02.jsonl",
     ]
-    assert (tmp_path / "home/landing/returns/returns_2026-01-02.csv").is_file()
+    assert (tmp_path / "home/sources/returns/returns_2026-01-02.csv").is_file()
 
 
 def test_run_job_in_process_writes_summary(

@@ -78,7 +78,7 @@ def opdb(
         admin.execute(f"CREATE DATABASE {database}")
     lake = LakePaths(str(tmp_path / "home"))
     lake.ensure_local_layout()
-    write_dataset(PARAMS, Path(lake.sources), Path(lake.landing))
+    write_dataset(PARAMS, Path(lake.sources))
     environ = {
         "LAKEHOUSE__SOURCES__OPDB__OPTIONS__URL": f"jdbc:postgresql://{postgres.host}:{postgres.port}/{database}",
         "LAKEHOUSE__SOURCES__OPDB__OPTIONS__USER": postgres.user,

@@ -16,8 +16,14 @@ def test_metadata_columns_and_values(spark: SparkSession) -> None:
     staged = source.transform(with_bronze_metadata("crm.x", "run-1", 7, AT, F.lit("pos-1")))
     assert staged.columns == ["id", "n", *METADATA_COLUMNS]
     row = staged.collect()[0]
-    assert (row._source, row._run_id, row._batch_id, row._source_position, row._ingest_date,
-            row._ingested_at) == ("crm.x", "run-1", 7, "pos-1", dt.date(2026, 1, 2), AT)
+    assert (
+        row._source,
+        row._run_id,
+        row._batch_id,
+        row._source_position,
+        row._ingest_date,
+        row._ingested_at,
+    ) == ("crm.x", "run-1", 7, "pos-1", dt.date(2026, 1, 2), AT)
 
 
 def test_record_hash_ignores_column_order_and_null_added_columns(spark: SparkSession) -> None:

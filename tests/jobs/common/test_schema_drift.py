@@ -13,8 +13,13 @@ from pyspark.sql.types import (
 from jobs.common.errors import SchemaDriftError
 from jobs.common.schema_drift import SchemaChange, plan_schema_change
 
-TABLE = StructType([StructField("id", StringType()), StructField("qty", LongType()),
-                    StructField("amount", DecimalType(12, 2))])
+TABLE = StructType(
+    [
+        StructField("id", StringType()),
+        StructField("qty", LongType()),
+        StructField("amount", DecimalType(12, 2)),
+    ]
+)
 
 
 def test_added_column_evolves_the_table() -> None:
@@ -33,8 +38,10 @@ def test_type_narrowing_fails_naming_column_and_types() -> None:
     incoming = StructType([TABLE.fields[0], StructField("qty", IntegerType()), TABLE.fields[2]])
     with pytest.raises(SchemaDriftError) as err:
         plan_schema_change("bronze.t", TABLE, incoming, ["id"])
-    assert str(err.value) == ("incompatible schema change for bronze.t, nothing written: "
-                              "column 'qty' changes type from bigint to int")
+    assert str(err.value) == (
+        "incompatible schema change for bronze.t, nothing written: "
+        "column 'qty' changes type from bigint to int"
+    )
 
 
 def test_dropped_key_column_fails() -> None:

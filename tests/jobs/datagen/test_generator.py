@@ -24,7 +24,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _write(root: Path, params: GeneratorParams) -> dict[str, str]:
-    write_dataset(params, root / "sources", root / "landing")
+    write_dataset(params, root / "sources")
     return _digest(root)
 
 
@@ -106,7 +106,7 @@ def test_deleted_customers_are_marked_and_place_no_later_orders() -> None:
 
 def test_injected_anomalies_match_the_files(tmp_path: Path) -> None:
     params = GeneratorParams(seed=11, scale=0.5, days=3, malformed_rate=0.05, duplicate_rate=0.05)
-    manifests = write_dataset(params, tmp_path / "sources", tmp_path / "landing")
+    manifests = write_dataset(params, tmp_path / "sources")
     for manifest in manifests:
         events = (tmp_path / "sources/events/behaviour" / f"{manifest.date}.jsonl").read_text()
         lines = events.splitlines()
@@ -121,7 +121,7 @@ def test_injected_anomalies_match_the_files(tmp_path: Path) -> None:
         counts = manifest.anomalies["events.behaviour"]
         assert len(lines) - len(valid) == counts["malformed"]
         assert len(valid) - len(set(valid)) <= counts["exact_duplicates"]
-        with (tmp_path / "landing/returns" / f"returns_{manifest.date}.csv").open() as handle:
+        with (tmp_path / "sources/returns" / f"returns_{manifest.date}.csv").open() as handle:
             rows = list(csv.reader(handle))
         assert tuple(rows[0]) == RETURN_COLUMNS
         assert manifest.rows["returns.returns"] == len(rows) - 1

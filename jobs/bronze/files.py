@@ -1,0 +1,90 @@
+"""File drops (CSV) discovered incrementally by Spark's streaming file source.
+
+The stream's checkpoint records every file it has taken (its file log), so each file is
+ingested exactly once however often the job runs; ``Trigger.AvailableNow`` makes each run
+take what has landed and stop. Lines are parsed here, not by the CSV reader, so that a
+line that does not fit is kept whole, with a reason, for the quarantine table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.common.errors import ConfigError
+
+EXTRA = "_extra_field"
+
+
+def read_lines(spark: SparkSession, folder: str, options: Mapping[str, Any]) -> DataFrame:
+    """A stream of ``value`` (one line) and ``_file`` for files landing in ``folder``."""
+    return (
+        spark.readStream.format("text")
+        .option("pathGlobFilter", str(options.get("glob", "*")))
+        .option("maxFilesPerTrigger", str(options.get("max_files_per_batch", 100)))
+        .load(folder)
+        .select("value", F.col("_metadata.file_path").alias("_file"))
+    )
+
+
+def csv_columns(options: Mapping[str, Any], source: str) -> dict[str, str]:
+    """The configured ``columns`` mapping (name to Spark SQL type)."""
+    columns = options.get("columns")
+    if not isinstance(columns, Mapping) or not columns:
+        raise ConfigError(f"sources.{source}.options.columns: a files source needs its columns")
+    return {str(k): str(v) for k, v in columns.items()}
+
+
+def parse_csv_lines(
+    columns: Mapping[str, str], required: list[str], header: bool
+) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
+    """Split lines into typed records and rejects (``_raw``, ``_reason``, ``_source_position``).
+
+    A line is rejected when it has another number of fields, when a value does not cast
+    to its column's type, or when a required value is empty; every reason is listed.
+    """
+    names = list(columns)
+    header_line = ",".join(names)
+    text_schema = ", ".join(f"`{n}` STRING" for n in [*names, EXTRA])
+
+    def transform(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
+        body = lines.where(F.length(F.trim("value")) > 0)
+        if header:
+            body = body.where(F.col("value") != header_line)
+        fields = body.withColumn("f", F.from_csv("value", text_schema))
+        typed = [F.col(f"f.`{n}`").try_cast(t).alias(n) for n, t in columns.items()]
+        problems: list[Column] = [
+            F.when(
+                F.col(f"f.`{EXTRA}`").isNotNull() | F.col(f"f.`{names[-1]}`").isNull(),
+                F.lit(f"expected {len(names)} fields"),
+            )
+        ]
+        for name, kind in columns.items():
+            raw = F.col(f"f.`{name}`")
+            if kind != "string":
+                problems.append(
+                    F.when(
+                        raw.isNotNull() & (F.trim(raw) != "") & raw.try_cast(kind).isNull(),
+                        F.concat(F.lit(f"{name} is not a {kind}: '"), raw, F.lit("'")),
+                    )
+                )
+            if name in required:
+                problems.append(
+                    F.when(raw.isNull() | (F.trim(raw) == ""), F.lit(f"{name} is required"))
+                )
+        checked = fields.select(
+            *typed,
+            "value",
+            "_file",
+            F.concat_ws("; ", F.array_compact(F.array(*problems))).alias("_reason"),
+        )
+        good = checked.where(F.col("_reason") == "").drop("value", "_reason")
+        rejects = checked.where(F.col("_reason") != "").select(
+            F.col("value").alias("_raw"), "_reason", F.col("_file").alias("_source_position")
+        )
+        return good, rejects
+
+    return transform
