@@ -20,7 +20,7 @@ from jobs.tools import runtime_check
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-BATCH_SOURCE_TYPES = ("jdbc", "fx")
+BATCH_SOURCE_TYPES = ("jdbc", "rest", "fx")
 STREAM_SOURCE_TYPES = ("files",)
 
 

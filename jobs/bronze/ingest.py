@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.bronze import fx, jdbc
+from jobs.bronze import fx, jdbc, rest
 from jobs.bronze.connector import Increment, ReadRequest
 from jobs.bronze.writer import BronzeTarget, write_batch
 from jobs.common.locks import table_lock
@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
     from jobs.registry import JobEnv
 
-CONNECTORS: dict[str, Callable[[ReadRequest], Increment]] = {"jdbc": jdbc.read, "fx": fx.read}
+CONNECTORS: dict[str, Callable[[ReadRequest], Increment]] = {
+    "jdbc": jdbc.read,
+    "rest": rest.read,
+    "fx": fx.read,
+}
 
 
 def bronze_table_name(source: str, entity: str) -> str:

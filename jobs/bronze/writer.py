@@ -104,7 +104,7 @@ def write_batch(
         crash_point("after_read")
         added: tuple[str, ...] = ()
         with step("stage"):
-            if table_exists(spark, target.location):
+            if rows_read and table_exists(spark, target.location):
                 current = read_table(spark, target.location)
                 added = plan_schema_change(
                     f"bronze.{target.table}", current.schema, staged.schema, target.keys
@@ -134,7 +134,7 @@ def write_batch(
                         user_metadata=Progress(batch_id, {}, run_id).to_metadata(),
                     )
         with step("write"):
-            if rows_new == 0 and rows_rejected == 0 and watermark == previous_watermark:
+            if rows_new == 0 and rows_rejected == 0 and watermark == (previous_watermark or {}):
                 commit = CommitInfo(current_version(spark, target.location), "NONE", {})
             else:
                 commit = append_batch(
