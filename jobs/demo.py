@@ -11,16 +11,16 @@ import argparse
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from jobs.common.config import Settings
+from jobs.common.config import Settings, with_source_options
 from jobs.common.delta_io import read_table, table_exists
 from jobs.common.paths import LAYERS, LakePaths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import GeneratorParams
-from jobs.datagen.opdb import connect_sqlite, load_day
+from jobs.datagen.simulator import SourceSimulator, local_sources
 from jobs.datagen.writer import DayManifest, write_dataset
 from jobs.registry import daily_jobs
 from jobs.runner import execute
@@ -54,27 +54,6 @@ def generate_sources(params: GeneratorParams, paths: LakePaths, echo: Echo) -> l
         f"{rows:,} source records in {time.perf_counter() - start:.1f}s -> {paths.sources}"
     )
     return manifests
-
-
-def simulate_sources(paths: LakePaths, day: date) -> None:
-    """Make ``day`` happen in the source systems: DB commits, the day's file drop."""
-    conn = connect_sqlite(Path(paths.sources) / "opdb" / "opdb.sqlite")
-    try:
-        load_day(conn, "sqlite", Path(paths.sources), day)
-    finally:
-        conn.close()  # type: ignore[attr-defined]
-    drop_file(
-        Path(paths.sources) / "returns" / f"returns_{day.isoformat()}.csv",
-        Path(paths.landing) / "returns",
-    )
-
-
-def drop_file(source: Path, folder: Path) -> None:
-    """Land ``source`` in ``folder`` atomically (written under a name the glob skips)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{source.name}.partial"
-    shutil.copyfile(source, partial)
-    partial.replace(folder / source.name)
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -116,6 +95,20 @@ def run_demo(
     echo(f"lakehouse demo: home {home}")
     params = generator_params(settings, args)
     manifests = generate_sources(params, paths, echo)
+    with local_sources(paths) as (simulator, crm_url):
+        settings = with_source_options(settings, "crm", base_url=crm_url)
+        return _run_days(settings, paths, params, manifests, simulator, echo, started)
+
+
+def _run_days(
+    settings: Settings,
+    paths: LakePaths,
+    params: GeneratorParams,
+    manifests: list[DayManifest],
+    simulator: SourceSimulator,
+    echo: Echo,
+    started: float,
+) -> int:
     spark = build_spark_session(settings, paths, app_name="lakehouse:demo")
     versions = runtime_versions(spark)
     echo(f"runtime: Spark {versions['spark']}, Delta {versions['delta']} ({settings.spark.master})")
@@ -123,7 +116,7 @@ def run_demo(
     daily = daily_jobs(settings)
     for offset in range(params.days):
         day = params.start_date + timedelta(days=offset)
-        simulate_sources(paths, day)
+        simulator.run_day(day)
         for spec in daily:
             ctx = RunContext(job=spec.name, env=settings.env, logical_date=day)
             try:

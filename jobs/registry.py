@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 BATCH_SOURCE_TYPES = ("jdbc", "rest", "fx")
-STREAM_SOURCE_TYPES = ("files",)
+STREAM_SOURCE_TYPES = ("files", "kafka")
 
 
 @dataclass(frozen=True)

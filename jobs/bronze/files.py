@@ -88,3 +88,49 @@ def parse_csv_lines(
         return good, rejects
 
     return transform
+
+
+def parse_json_lines(
+    columns: Mapping[str, str], required: list[str]
+) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
+    """Split JSON lines (file drops or Kafka message values) into typed records and rejects.
+
+    A line is rejected when it is not a JSON object, when a value does not cast to its
+    column's type, or when a required value is missing; every reason is listed.
+    """
+    text_schema = ", ".join(f"`{n}` STRING" for n in columns)
+
+    def transform(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
+        body = lines.where(F.length(F.trim("value")) > 0)
+        parsed = body.withColumn("f", F.from_json("value", text_schema))
+        is_object = F.col("f").isNotNull() & F.trim("value").startswith("{")
+        problems: list[Column] = [F.when(~is_object, F.lit("not a JSON object"))]
+        for name, kind in columns.items():
+            raw = F.col(f"f.`{name}`")
+            if kind != "string":
+                problems.append(
+                    F.when(
+                        is_object & raw.isNotNull() & raw.try_cast(kind).isNull(),
+                        F.concat(F.lit(f"{name} is not a {kind}: '"), raw, F.lit("'")),
+                    )
+                )
+            if name in required:
+                problems.append(
+                    F.when(
+                        is_object & (raw.isNull() | (F.trim(raw) == "")),
+                        F.lit(f"{name} is required"),
+                    )
+                )
+        checked = parsed.select(
+            *[F.col(f"f.`{n}`").try_cast(t).alias(n) for n, t in columns.items()],
+            "value",
+            "_file",
+            F.concat_ws("; ", F.array_compact(F.array(*problems))).alias("_reason"),
+        )
+        good = checked.where(F.col("_reason") == "").drop("value", "_reason")
+        rejects = checked.where(F.col("_reason") != "").select(
+            F.col("value").alias("_raw"), "_reason", F.col("_file").alias("_source_position")
+        )
+        return good, rejects
+
+    return transform

@@ -135,6 +135,13 @@ class Settings(_Frozen):
     sources: dict[str, SourceSpec]
 
 
+def with_source_options(settings: Settings, source: str, **options: Any) -> Settings:
+    """``settings`` with ``options`` set on ``source`` (a running local service's URL)."""
+    spec = settings.sources[source]
+    updated = spec.model_copy(update={"options": {**spec.options, **options}})
+    return settings.model_copy(update={"sources": {**settings.sources, source: updated}})
+
+
 def load_settings(
     env: str,
     *,

@@ -36,8 +36,27 @@ def test_run_help_shows_env_and_date() -> None:
 def test_unknown_job_exits_2_with_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "nope", "--env", "local", "--date", "2026-01-01"]) == 2
     assert capsys.readouterr().err == (
-        "lakehouse: error: unknown job 'nope': expected one of runtime_check\n"
+        "lakehouse: error: unknown job 'nope': expected one of bronze.crm_cases, "
+        "bronze.crm_customers, bronze.events_behaviour, bronze.fx_rates, bronze.opdb_orders, "
+        "bronze.opdb_products, bronze.returns_returns, runtime_check\n"
     )
+
+
+def test_jobs_lists_one_bronze_job_per_configured_source_entity(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["jobs"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == [
+        "runtime_check",
+        "bronze.crm_customers",
+        "bronze.crm_cases",
+        "bronze.opdb_orders",
+        "bronze.opdb_products",
+        "bronze.events_behaviour",
+        "bronze.returns_returns",
+        "bronze.fx_rates",
+    ]
 
 
 def test_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +70,7 @@ def test_config_error_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LAKEHOUSE__SPARK__NOPE", "1")
-    assert main(["jobs"]) == 0  # listing jobs needs no configuration
+    assert main(["jobs"]) == 2  # jobs are generated from the configuration
     assert main(["generate-data", "--days", "1"]) == 2
     assert "unknown key 'spark.nope'" in capsys.readouterr().err
 

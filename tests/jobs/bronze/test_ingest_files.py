@@ -18,8 +18,8 @@ from jobs.common.delta_io import last_commit, read_table
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.datagen.generator import GeneratorParams
+from jobs.datagen.simulator import drop_file
 from jobs.datagen.writer import write_dataset
-from jobs.demo import drop_file
 from jobs.runner import execute
 from tests.conftest import PROJECT_ROOT
 
