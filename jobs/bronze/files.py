@@ -103,7 +103,9 @@ def parse_json_lines(
     def transform(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
         body = lines.where(F.length(F.trim("value")) > 0)
         parsed = body.withColumn("f", F.from_json("value", text_schema))
-        is_object = F.col("f").isNotNull() & F.trim("value").startswith("{")
+        # from_json yields an all-NULL struct for broken JSON; try_parse_json (VARIANT)
+        # is NULL for it, so it tells "not JSON" apart from "fields missing".
+        is_object = F.try_parse_json("value").isNotNull() & F.trim("value").startswith("{")
         problems: list[Column] = [F.when(~is_object, F.lit("not a JSON object"))]
         for name, kind in columns.items():
             raw = F.col(f"f.`{name}`")
