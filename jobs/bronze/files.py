@@ -40,8 +40,11 @@ def csv_columns(options: Mapping[str, Any], source: str) -> dict[str, str]:
 
 def parse_csv_lines(
     columns: Mapping[str, str], required: list[str], header: bool
-) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
-    """Split lines into typed records and rejects (``_raw``, ``_reason``, ``_source_position``).
+) -> Callable[[DataFrame], DataFrame]:
+    """Parse lines into typed columns plus ``_reason`` (empty when the line is good).
+
+    :func:`split_checked` then separates records from rejects; callers cache the checked
+    frame in between so every line is parsed once.
 
     A line is rejected when it has another number of fields, when a value does not cast
     to its column's type, or when a required value is empty; every reason is listed.
@@ -50,7 +53,7 @@ def parse_csv_lines(
     header_line = ",".join(names)
     text_schema = ", ".join(f"`{n}` STRING" for n in [*names, EXTRA])
 
-    def transform(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
+    def transform(lines: DataFrame) -> DataFrame:
         body = lines.where(F.length(F.trim("value")) > 0)
         if header:
             body = body.where(F.col("value") != header_line)
@@ -81,31 +84,32 @@ def parse_csv_lines(
             "_file",
             F.concat_ws("; ", F.array_compact(F.array(*problems))).alias("_reason"),
         )
-        good = checked.where(F.col("_reason") == "").drop("value", "_reason")
-        rejects = checked.where(F.col("_reason") != "").select(
-            F.col("value").alias("_raw"), "_reason", F.col("_file").alias("_source_position")
-        )
-        return good, rejects
+        return checked
 
     return transform
 
 
 def parse_json_lines(
     columns: Mapping[str, str], required: list[str]
-) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
-    """Split JSON lines (file drops or Kafka message values) into typed records and rejects.
+) -> Callable[[DataFrame], DataFrame]:
+    """Parse JSON lines (file drops or Kafka message values) like :func:`parse_csv_lines`.
 
     A line is rejected when it is not a JSON object, when a value does not cast to its
     column's type, or when a required value is missing; every reason is listed.
     """
     text_schema = ", ".join(f"`{n}` STRING" for n in columns)
 
-    def transform(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
+    def transform(lines: DataFrame) -> DataFrame:
         body = lines.where(F.length(F.trim("value")) > 0)
         parsed = body.withColumn("f", F.from_json("value", text_schema))
         # from_json yields an all-NULL struct for broken JSON; try_parse_json (VARIANT)
         # is NULL for it, so it tells "not JSON" apart from "fields missing".
-        is_object = F.try_parse_json("value").isNotNull() & F.trim("value").startswith("{")
+        all_null = F.greatest(*[F.col(f"f.`{n}`").isNull() for n in columns]) & F.least(
+            *[F.col(f"f.`{n}`").isNull() for n in columns]
+        )
+        is_object = F.trim("value").startswith("{") & F.when(
+            all_null, F.try_parse_json("value").isNotNull()
+        ).otherwise(F.lit(True))
         problems: list[Column] = [F.when(~is_object, F.lit("not a JSON object"))]
         for name, kind in columns.items():
             raw = F.col(f"f.`{name}`")
@@ -129,10 +133,15 @@ def parse_json_lines(
             "_file",
             F.concat_ws("; ", F.array_compact(F.array(*problems))).alias("_reason"),
         )
-        good = checked.where(F.col("_reason") == "").drop("value", "_reason")
-        rejects = checked.where(F.col("_reason") != "").select(
-            F.col("value").alias("_raw"), "_reason", F.col("_file").alias("_source_position")
-        )
-        return good, rejects
+        return checked
 
     return transform
+
+
+def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Records (``_reason`` empty) and rejects (``_raw``, ``_reason``, ``_source_position``)."""
+    good = checked.where(F.col("_reason") == "").drop("value", "_reason")
+    rejects = checked.where(F.col("_reason") != "").select(
+        F.col("value").alias("_raw"), "_reason", F.col("_file").alias("_source_position")
+    )
+    return good, rejects

@@ -53,21 +53,26 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
     outcomes: list[BatchOutcome] = []
 
     def each_batch(lines: DataFrame, batch_id: int) -> None:
-        records, rejects = parse(lines)
-        outcomes.append(
-            write_batch(
-                spark,
-                target,
-                records=records,
-                position=F.col("_file"),
-                rejects=rejects,
-                run_id=ctx.run_id,
-                batch_id=batch_id,
-                ingested_at=datetime.now(UTC).replace(tzinfo=None),
-                next_watermark=lambda _rows: {"stream_batch": batch_id},
-                previous_watermark=None,
+        checked = parse(lines).cache()  # parse each line once for records and rejects
+        records, rejects = files.split_checked(checked)
+        try:
+            outcomes.append(
+                write_batch(
+                    spark,
+                    target,
+                    records=records,
+                    position=F.col("_file"),
+                    rejects=rejects,
+                    run_id=ctx.run_id,
+                    batch_id=batch_id,
+                    ingested_at=datetime.now(UTC).replace(tzinfo=None),
+                    next_watermark=lambda _rows: {"stream_batch": batch_id},
+                    previous_watermark=None,
+                    step=run.step,
+                )
             )
-        )
+        finally:
+            checked.unpersist()
 
     with table_lock(job.paths, f"bronze.{target.table}", ctx.run_id), run.step("stream"):
         query = (

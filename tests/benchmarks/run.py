@@ -23,6 +23,7 @@ from jobs.common.config import load_settings
 from jobs.common.paths import resolve_lake_paths
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import BASE_VOLUMES, GeneratorParams, generate
+from tests.benchmarks.bronze import bench_bronze
 
 EVENT_SCHEMA = (
     "event_id STRING, customer_id STRING, session_id STRING, event_type STRING, "
@@ -118,9 +119,13 @@ def main() -> int:
         "cores": spark.sparkContext.defaultParallelism,
         "delta_vs_parquet": bench_delta_vs_parquet(spark, frame, work / "out", args.repeats),
     }
-    (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     dvp = results["delta_vs_parquet"]
     assert isinstance(dvp, dict)
+    frame.unpersist()
+    results["bronze"] = bench_bronze(
+        spark, settings, work / "bronze", args.rows, float(dvp["baseline_parquet_write_s"])
+    )
+    (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(
         f"rows: {args.rows:,} behaviour events (generated in {gen_s:.1f}s), "
         f"{args.repeats} repeats, medians"
@@ -134,6 +139,23 @@ def main() -> int:
         "     Delta append, no file stats (diagnostic) "
         f"{dvp['diagnostic_delta_append_no_stats_s']:.2f}s   "
         f"ratio {dvp['diagnostic_no_stats_over_parquet']:.2f} x B"
+    )
+    bronze = results["bronze"]
+    assert isinstance(bronze, dict)
+    print(f"Bronze (events file stream, {args.rows:,} rows, end-to-end job runs):")
+    print(
+        f"     initial load          {bronze['initial_load_s']:>7.2f}s   "
+        f"ratio {bronze['initial_load_over_B']:.2f} x B "
+        f"({bronze['initial_rows_written']:,} written, "
+        f"{bronze['initial_rows_quarantined']:,} quarantined)"
+    )
+    print(
+        f"     +1% incremental       {bronze['incremental_1pct_s']:>7.2f}s   "
+        f"ratio {bronze['incremental_over_initial']:.3f} x initial"
+    )
+    print(
+        f"     no-change rerun       {bronze['no_change_rerun_s']:>7.2f}s   "
+        f"ratio {bronze['no_change_over_initial']:.3f} x initial"
     )
     print(f"results: {work / 'results.json'}")
     return 0
