@@ -129,6 +129,16 @@ def append_batch(
 
 
 def register_table(spark: SparkSession, database: str, name: str, location: str) -> None:
-    """Register the Delta table at ``location`` as ``database.name`` in the session catalog."""
+    """Register the Delta table at ``location`` as ``database.name`` in the session catalog.
+
+    A name registered at another location (an earlier home in a long-lived session) is
+    re-pointed; dropping an external table leaves its files alone.
+    """
+    qualified = f"`{database}`.`{name}`"
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    spark.sql(f"CREATE TABLE IF NOT EXISTS `{database}`.`{name}` USING DELTA LOCATION '{location}'")
+    if spark.catalog.tableExists(f"{database}.{name}"):
+        detail = spark.sql(f"DESCRIBE DETAIL {qualified}").select("location").collect()[0][0]
+        if detail.rstrip("/").removeprefix("file:") == location.rstrip("/").removeprefix("file:"):
+            return
+        spark.sql(f"DROP TABLE {qualified}")
+    spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{location}'")
