@@ -58,33 +58,14 @@ def parse_csv_lines(
         if header:
             body = body.where(F.col("value") != header_line)
         fields = body.withColumn("f", F.from_csv("value", text_schema))
-        typed = [F.col(f"f.`{n}`").try_cast(t).alias(n) for n, t in columns.items()]
-        problems: list[Column] = [
-            F.when(
-                F.col(f"f.`{EXTRA}`").isNotNull() | F.col(f"f.`{names[-1]}`").isNull(),
-                F.lit(f"expected {len(names)} fields"),
-            )
-        ]
-        for name, kind in columns.items():
-            raw = F.col(f"f.`{name}`")
-            if kind != "string":
-                problems.append(
-                    F.when(
-                        raw.isNotNull() & (F.trim(raw) != "") & raw.try_cast(kind).isNull(),
-                        F.concat(F.lit(f"{name} is not a {kind}: '"), raw, F.lit("'")),
-                    )
-                )
-            if name in required:
-                problems.append(
-                    F.when(raw.isNull() | (F.trim(raw) == ""), F.lit(f"{name} is required"))
-                )
-        checked = fields.select(
-            *typed,
-            "value",
-            "_file",
-            F.concat_ws("; ", F.array_compact(F.array(*problems))).alias("_reason"),
+        shape = F.col(f"f.`{EXTRA}`").isNotNull() | F.col(f"f.`{names[-1]}`").isNull()
+        return _checked(
+            fields,
+            columns,
+            required,
+            F.when(shape, F.lit(f"expected {len(names)} fields")),
+            F.lit(True),
         )
-        return checked
 
     return transform
 
@@ -104,38 +85,48 @@ def parse_json_lines(
         parsed = body.withColumn("f", F.from_json("value", text_schema))
         # from_json yields an all-NULL struct for broken JSON; try_parse_json (VARIANT)
         # is NULL for it, so it tells "not JSON" apart from "fields missing".
-        all_null = F.greatest(*[F.col(f"f.`{n}`").isNull() for n in columns]) & F.least(
-            *[F.col(f"f.`{n}`").isNull() for n in columns]
-        )
+        all_null = F.least(*[F.col(f"f.`{n}`").isNull() for n in columns])
         is_object = F.trim("value").startswith("{") & F.when(
             all_null, F.try_parse_json("value").isNotNull()
         ).otherwise(F.lit(True))
-        problems: list[Column] = [F.when(~is_object, F.lit("not a JSON object"))]
-        for name, kind in columns.items():
-            raw = F.col(f"f.`{name}`")
-            if kind != "string":
-                problems.append(
-                    F.when(
-                        is_object & raw.isNotNull() & raw.try_cast(kind).isNull(),
-                        F.concat(F.lit(f"{name} is not a {kind}: '"), raw, F.lit("'")),
-                    )
-                )
-            if name in required:
-                problems.append(
-                    F.when(
-                        is_object & (raw.isNull() | (F.trim(raw) == "")),
-                        F.lit(f"{name} is required"),
-                    )
-                )
-        checked = parsed.select(
-            *[F.col(f"f.`{n}`").try_cast(t).alias(n) for n, t in columns.items()],
-            "value",
-            "_file",
-            F.concat_ws("; ", F.array_compact(F.array(*problems))).alias("_reason"),
+        return _checked(
+            parsed, columns, required, F.when(~is_object, F.lit("not a JSON object")), is_object
         )
-        return checked
 
     return transform
+
+
+def _checked(
+    fields: DataFrame,
+    columns: Mapping[str, str],
+    required: list[str],
+    shape_problem: Column,
+    well_formed: Column,
+) -> DataFrame:
+    """Typed columns of struct ``f``, plus ``value``, ``_file`` and ``_reason``.
+
+    ``_reason`` lists every problem: ``shape_problem``, then per column (when
+    ``well_formed``) a value that does not cast to its type or a blank required value.
+    """
+    problems = [shape_problem]
+    for name, kind in columns.items():
+        raw = F.col(f"f.`{name}`")
+        blank = raw.isNull() | (F.trim(raw) == "")
+        if kind != "string":
+            problems.append(
+                F.when(
+                    well_formed & ~blank & raw.try_cast(kind).isNull(),
+                    F.concat(F.lit(f"{name} is not a {kind}: '"), raw, F.lit("'")),
+                )
+            )
+        if name in required:
+            problems.append(F.when(well_formed & blank, F.lit(f"{name} is required")))
+    return fields.select(
+        *[F.col(f"f.`{n}`").try_cast(t).alias(n) for n, t in columns.items()],
+        "value",
+        "_file",
+        F.concat_ws("; ", F.array_compact(F.array(*problems))).alias("_reason"),
+    )
 
 
 def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
