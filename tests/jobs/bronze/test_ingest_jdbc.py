@@ -217,3 +217,26 @@ def test_killed_ingest_rerun_leaves_exact_bronze(
     )
     progress = read_progress(spark, location)
     assert progress is not None and progress.batch_id == 2
+
+
+def test_partitioned_read_splits_the_window_into_parallel_range_queries(
+    spark: SparkSession, opdb: OpdbWorld
+) -> None:
+    from jobs.common.config import load_settings
+
+    opdb.settings = load_settings(
+        "local", environ={**opdb.environ, "LAKEHOUSE__SOURCES__OPDB__OPTIONS__NUM_PARTITIONS": "4"}
+    )
+    opdb.commit_day(1)
+    log_before = len(opdb.server.log_file.read_text(errors="replace"))
+    ingest(spark, opdb, 1)
+    new_log = opdb.server.log_file.read_text(errors="replace")[log_before:]
+    ranges = re.findall(r'SELECT .* FROM orders\s+WHERE .*"updated_at"', new_log)
+    assert len(ranges) == 4, new_log[-3000:]
+    bronze = opdb.bronze(spark, "orders")
+    assert_df_equality(
+        raw(bronze),
+        opdb.expected(spark, "orders", bronze),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
