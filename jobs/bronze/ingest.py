@@ -81,6 +81,7 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
             ),
             previous_watermark=previous.watermark if previous else None,
             existing_filter=increment.existing_filter,
+            cursor=increment.cursor,
             step=run.step,
         )
     run.input(

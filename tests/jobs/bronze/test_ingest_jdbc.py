@@ -68,6 +68,8 @@ def test_daily_ingest_holds_every_db_state_exactly_once(
     )
     assert bronze.groupBy("_record_hash").count().where("count > 1").count() == 0
     assert_df_equality(spark.table("bronze.opdb_orders"), bronze, ignore_row_order=True)
+    with pytest.raises(Exception, match="DELTA_CANNOT_MODIFY_APPEND_ONLY"):
+        spark.sql("DELETE FROM bronze.opdb_orders WHERE order_id = 'O-0000001'")
     outputs = [s.outputs[0] for s in summaries]
     assert [o.extra["schema_added_columns"] for o in outputs] == [[], [], ["discount_amount"], []]
     assert [o.extra["batch_id"] for o in outputs] == [1, 2, 3, 4]
