@@ -10,9 +10,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
 JAR_STAMP := $(JARS)/.stamp
+KAFKA_JARS := .jars-test/kafka-broker
+KAFKA_STAMP := $(KAFKA_JARS)/.stamp
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin
+.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -39,6 +41,15 @@ $(JAR_STAMP): jvm/pom.xml
 	mvn -q -B -f jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS) -DincludeScope=runtime
 	@touch $@
 
+# A real Kafka broker (single KRaft node) for the Kafka-path tests; run by
+# tests/support/kafka.py in its own JVM on 127.0.0.1. Test-only, never deployed.
+kafka-broker: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): jvm/kafka-broker/pom.xml
+	rm -rf $(KAFKA_JARS)
+	mvn -q -B -f jvm/kafka-broker/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS) -DincludeScope=runtime
+	@touch $@
+
 demo: bootstrap
 	$(VENV)/bin/lakehouse demo
 
@@ -58,7 +69,7 @@ postgres-bin:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "PostgreSQL server binaries are needed for the JDBC tests: apt-get install postgresql" >&2; exit 1; fi
 
-pytest: bootstrap postgres-bin
+pytest: bootstrap postgres-bin kafka-broker
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
@@ -73,4 +84,4 @@ spark-submit: bootstrap
 	  spark-submit $$($(PY) -m jobs.common.jars) jobs/main.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(JARS) .lakehouse .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(JARS) .jars-test .lakehouse .pytest_cache .mypy_cache .ruff_cache

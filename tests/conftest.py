@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from jobs.common.config import Settings, load_settings
 from jobs.common.paths import LakePaths
 from jobs.common.spark import build_spark_session
+from tests.support.kafka import KafkaBroker, start_kafka, stop_kafka
 from tests.support.postgres import PostgresServer, start_postgres, stop_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -48,3 +49,11 @@ def postgres() -> Iterator[PostgresServer]:
     server = start_postgres()
     yield server
     stop_postgres(server)
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaBroker]:
+    """A real Kafka broker (one KRaft node on loopback) for the whole test session."""
+    broker = start_kafka()
+    yield broker
+    stop_kafka(broker)

@@ -7,14 +7,23 @@ Exactly once: the checkpoint's offset log fixes what each micro-batch contains b
 it runs, and ``foreachBatch`` writes quarantine and Bronze as Delta idempotent appends
 keyed by the micro-batch id. A kill after the Bronze commit but before the checkpoint
 records the batch replays the same batch on restart, and Delta skips both appends.
+
+Spark 4.1's Kafka source fails *after* such a replayed batch has committed, while
+reporting progress (SPARK-57438: ``KafkaMicroBatchStream.metrics`` on ``Some(null)``).
+The batch and its checkpoint commit are done by then, so the query is started once more
+and goes on from there; any other failure propagates.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame
+from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql import functions as F
 
 from jobs.bronze import files, kafka
@@ -24,6 +33,12 @@ from jobs.common.run_context import DatasetStats
 
 if TYPE_CHECKING:
     from jobs.registry import JobEnv
+
+log = logging.getLogger(__name__)
+
+# SPARK-57438: the NullPointerException the Kafka source throws reporting progress after
+# it replayed an uncommitted batch (fixed upstream after Spark 4.1.1).
+_KAFKA_REPLAY_METRICS_NPE = 'because the return value of "scala.Option.get()" is null'
 
 
 def checkpoint_location(job: JobEnv, table: str) -> str:
@@ -74,14 +89,16 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
         finally:
             checked.unpersist()
 
-    with table_lock(job.paths, f"bronze.{target.table}", ctx.run_id), run.step("stream"):
-        query = (
+    def start() -> StreamingQuery:
+        return (
             lines.writeStream.foreachBatch(each_batch)
             .option("checkpointLocation", checkpoint_location(job, target.table))
             .trigger(availableNow=True)
             .start()
         )
-        query.awaitTermination()
+
+    with table_lock(job.paths, f"bronze.{target.table}", ctx.run_id), run.step("stream"):
+        run_available_now(start, kafka_source=spec.type == "kafka")
     rows_read = sum(o.rows_read for o in outcomes)
     rows_rejected = sum(o.rows_rejected for o in outcomes)
     rows_new = sum(o.rows_new for o in outcomes)
@@ -102,3 +119,17 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
             },
         )
     )
+
+
+def run_available_now(start: Callable[[], StreamingQuery], *, kafka_source: bool) -> None:
+    """Run an ``availableNow`` query to the end, past SPARK-57438 after a replayed batch."""
+    try:
+        start().awaitTermination()
+    except StreamingQueryException as exc:
+        if not (kafka_source and _KAFKA_REPLAY_METRICS_NPE in str(exc)):
+            raise
+        log.warning(
+            "Kafka source failed reporting progress after replaying an uncommitted batch "
+            "(SPARK-57438); the batch is committed, restarting the query once"
+        )
+        start().awaitTermination()
