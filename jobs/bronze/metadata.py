@@ -50,13 +50,25 @@ def with_bronze_metadata(
     return transform
 
 
-def only_new_records(existing_hashes: DataFrame) -> Callable[[DataFrame], DataFrame]:
-    """Drop records already in Bronze and repeats inside the batch (by ``_record_hash``)."""
+def only_new_records(
+    existing_hashes: DataFrame, *, broadcast_batch: bool = True
+) -> Callable[[DataFrame], DataFrame]:
+    """Drop records already in Bronze and repeats inside the batch (by ``_record_hash``).
+
+    With ``broadcast_batch`` (a batch small enough to ship to every executor) the Bronze
+    hashes are scanned once against the broadcast batch hashes, with no shuffle of the
+    table; only the few hashes found are then joined back.
+    """
 
     def transform(staged: DataFrame) -> DataFrame:
-        return staged.dropDuplicates(["_record_hash"]).join(
-            existing_hashes.select("_record_hash"), on="_record_hash", how="left_anti"
+        batch = staged.dropDuplicates(["_record_hash"])
+        existing = existing_hashes.select("_record_hash")
+        if not broadcast_batch:
+            return batch.join(existing, on="_record_hash", how="left_anti")
+        seen = existing.join(
+            F.broadcast(batch.select("_record_hash")), on="_record_hash", how="left_semi"
         )
+        return batch.join(F.broadcast(seen), on="_record_hash", how="left_anti")
 
     return transform
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame
-from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from jobs.bronze import files, kafka
 from jobs.bronze.writer import BatchOutcome, BronzeTarget, write_batch
@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 # SPARK-57438: the NullPointerException the Kafka source throws reporting progress after
 # it replayed an uncommitted batch (fixed upstream after Spark 4.1.1).
 _KAFKA_REPLAY_METRICS_NPE = 'because the return value of "scala.Option.get()" is null'
+
+
+def utc_now() -> datetime:
+    """The ingest time stamped on a micro-batch (naive UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def checkpoint_location(job: JobEnv, table: str) -> str:
@@ -66,10 +71,15 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
         origin = f"{job.paths.landing}/{options.get('folder', entity)}"
         lines = files.read_lines(spark, origin, options)
     outcomes: list[BatchOutcome] = []
+    # Redelivered messages are looked for in the last `dedup_window_days` of Bronze only,
+    # so the duplicate check costs O(window), not O(history) (partition pruning).
+    window_days = int(options.get("dedup_window_days", 7))
 
     def each_batch(lines: DataFrame, batch_id: int) -> None:
         checked = parse(lines).cache()  # parse each line once for records and rejects
         records, rejects = files.split_checked(checked)
+        ingested_at = utc_now()
+        since = ingested_at.date() - timedelta(days=window_days)
         try:
             outcomes.append(
                 write_batch(
@@ -80,9 +90,10 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
                     rejects=rejects,
                     run_id=ctx.run_id,
                     batch_id=batch_id,
-                    ingested_at=datetime.now(UTC).replace(tzinfo=None),
+                    ingested_at=ingested_at,
                     next_watermark=lambda _rows: {"stream_batch": batch_id},
                     previous_watermark=None,
+                    existing_filter=f"_ingest_date >= DATE'{since.isoformat()}'",
                     step=run.step,
                 )
             )

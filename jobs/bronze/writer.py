@@ -38,6 +38,9 @@ BRONZE_PROPERTIES = {"delta.appendOnly": "true"}
 # reads) and the source cursor (the duplicate check's window). Stats on every column
 # cost ~40% of an append (make bench) and _record_hash stats never prune.
 STATS_COLUMNS = ("_ingested_at", "_batch_id")
+# Batches up to this many rows have their hashes broadcast for the duplicate check
+# (64-character hashes: ~32 MB); larger ones use a shuffle join.
+BROADCAST_BATCH_ROWS = 500_000
 Step = Callable[[str], AbstractContextManager[None]]
 
 
@@ -115,7 +118,8 @@ def write_batch(
                     f"bronze.{target.table}", current.schema, staged.schema, target.keys
                 ).added
                 scope = current.where(existing_filter) if existing_filter else current
-                new_rows = staged.transform(only_new_records(scope)).cache()
+                small = rows_read <= BROADCAST_BATCH_ROWS
+                new_rows = staged.transform(only_new_records(scope, broadcast_batch=small)).cache()
             else:
                 new_rows = staged.dropDuplicates(["_record_hash"]).cache()
             cached.append(new_rows)

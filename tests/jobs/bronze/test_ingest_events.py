@@ -4,10 +4,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from jobs.common.config import Settings
+from jobs.bronze import stream_ingest
+from jobs.common.config import Settings, load_settings
 from jobs.common.delta_io import read_table
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary
@@ -84,3 +86,28 @@ def test_redelivered_events_land_once_and_bad_lines_are_quarantined(
         second.rows_quarantined,
         second.outputs[0].extra["duplicates_skipped"],
     ) == (2, 0, 1, 1)
+
+
+@pytest.mark.parametrize(("window_days", "landed_again"), [(7, True), (30, False)])
+def test_redelivery_is_looked_for_within_the_dedup_window_only(
+    spark: SparkSession,
+    lake: LakePaths,
+    monkeypatch: pytest.MonkeyPatch,
+    window_days: int,
+    landed_again: bool,
+) -> None:
+    settings = load_settings(
+        "local",
+        environ={"LAKEHOUSE__SOURCES__EVENTS__OPTIONS__DEDUP_WINDOW_DAYS": str(window_days)},
+    )
+    land(lake, "behaviour_1.jsonl", [event(1)])
+    run(spark, settings, lake, 1)
+    later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=10)
+    monkeypatch.setattr(stream_ingest, "utc_now", lambda: later)
+    land(lake, "behaviour_2.jsonl", [event(1)])
+    second = run(spark, settings, lake, 11)
+    ids = [
+        r.event_id for r in read_table(spark, lake.table("bronze", "events_behaviour")).collect()
+    ]
+    assert ids == ["e-1", "e-1"] if landed_again else ["e-1"]
+    assert second.outputs[0].extra["duplicates_skipped"] == (0 if landed_again else 1)

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 JOB = "bronze.events_behaviour"
 PARAMS = GeneratorParams(seed=13, scale=0.3, days=3, malformed_rate=0.05, duplicate_rate=0.05)
+LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 BUSINESS = ["event_id", "customer_id", "session_id", "event_type", "event_ts", "device", "page"]
 
 
@@ -79,9 +80,7 @@ def quarantine(spark: SparkSession, lake: LakePaths) -> DataFrame:
     )
 
 
-def file_twin(
-    spark: SparkSession, settings: Settings, root: Path, lines: list[str]
-) -> LakePaths:
+def file_twin(spark: SparkSession, settings: Settings, root: Path, lines: list[str]) -> LakePaths:
     """The same lines ingested over the file transport, in a lake of their own."""
     twin = LakePaths(str(root))
     twin.ensure_local_layout()
@@ -143,9 +142,10 @@ def test_kafka_events_land_exactly_once_with_offsets_as_watermark(
     duplicates = sum(o.outputs[0].extra["duplicates_skipped"] for o in (one, two))
     assert sum(len(v) for v in offsets.values()) == len(first) + len(second) - duplicates
     assert (again.rows_in, again.rows_out, again.rows_quarantined) == (0, 0, 0)
-    assert one.rows_in == one.rows_out + one.rows_quarantined + one.outputs[0].extra[
-        "duplicates_skipped"
-    ]
+    assert (
+        one.rows_in
+        == one.rows_out + one.rows_quarantined + one.outputs[0].extra["duplicates_skipped"]
+    )
 
 
 @pytest.mark.slow
@@ -159,8 +159,7 @@ def test_killed_kafka_ingest_rerun_leaves_exact_bronze(
     lines = day_lines(Path(lake.sources), 1) + day_lines(Path(lake.sources), 2)
     produce(spark, kafka, topic, lines)
     killed = subprocess.run(
-        [str(Path(sys.executable).parent / "lakehouse"), "run", JOB, "--env", "local"]
-        + ["--date", "2026-01-02"],
+        [LAKEHOUSE, "run", JOB, "--env", "local", "--date", "2026-01-02"],
         cwd=PROJECT_ROOT,
         env={**os.environ, **environ, "LAKEHOUSE_HOME": lake.root, "LAKEHOUSE_FAULT": fault},
         capture_output=True,
