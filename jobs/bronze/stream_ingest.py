@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.query import StreamingQuery
 
 from jobs.bronze import files, kafka
 from jobs.bronze.writer import BatchOutcome, BronzeTarget, write_batch
