@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+# Delta's commit-conflict exceptions (Java class names, also in the Python message).
+_CONFLICTS = (
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "ConcurrentWriteException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "DELTA_CONCURRENT_",
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +54,145 @@ def table_exists(spark: SparkSession, location: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, location))
 
 
-def read_table(spark: SparkSession, location: str) -> DataFrame:
-    """The current snapshot of the Delta table at ``location``."""
-    return spark.read.format("delta").load(location)
+def read_table(spark: SparkSession, location: str, version: int | None = None) -> DataFrame:
+    """The current snapshot of the Delta table at ``location`` (or its ``version``)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(location)
+
+
+def read_inserts_since(
+    spark: SparkSession, location: str, start_version: int, end_version: int
+) -> DataFrame:
+    """Rows inserted by versions ``start_version..end_version`` (Change Data Feed)."""
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", max(start_version, 0))
+        .option("endingVersion", end_version)
+        .load(location)
+        .where("_change_type = 'insert'")
+        .drop("_change_type", "_commit_version", "_commit_timestamp")
+    )
+
+
+def resolve_location(spark: SparkSession, target: str) -> str:
+    """The storage location of ``target``: a path as is, a catalog table name resolved."""
+    if "/" in target or ":" in target:
+        return target
+    if not spark.catalog.tableExists(target):
+        raise ValueError(
+            f"table {target} is not in the catalog: pass a path, or register the table"
+        )
+    location = spark.sql(f"DESCRIBE DETAIL {target}").select("location").collect()[0][0]
+    return str(location)
+
+
+def create_if_absent(
+    spark: SparkSession,
+    location: str,
+    schema: StructType,
+    *,
+    properties: dict[str, str] | None = None,
+) -> bool:
+    """Create an empty Delta table with ``schema`` at ``location`` unless one is there."""
+    from delta.tables import DeltaTable
+
+    if table_exists(spark, location):
+        return False
+    builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
+    for key, value in (properties or {}).items():
+        builder = builder.property(key, value)
+    builder.execute()
+    return True
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """True for Delta's optimistic-concurrency conflicts (safe to retry an idempotent write)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(name in text for name in _CONFLICTS)
+
+
+@contextmanager
+def commit_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Iterator[None]:
+    """Attach ``metadata`` (as JSON) to the commits made inside the block."""
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    if metadata is None:
+        yield
+        return
+    spark.conf.set(key, json.dumps(metadata, sort_keys=True))
+    try:
+        yield
+    finally:
+        spark.conf.unset(key)
+
+
+def last_user_metadata(spark: SparkSession, location: str, key: str) -> Any:
+    """``key`` of the newest commit whose JSON userMetadata has it, else None."""
+    from delta.tables import DeltaTable
+
+    rows = DeltaTable.forPath(spark, location).history(50).select("userMetadata").collect()
+    for (text,) in rows:
+        try:
+            found = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if isinstance(found, dict) and key in found:
+            return found[key]
+    return None
+
+
+def insert_new(
+    spark: SparkSession,
+    rows: DataFrame,
+    location: str,
+    *,
+    match: Sequence[str],
+    merge_schema: bool = False,
+) -> CommitInfo:
+    """Insert the rows whose ``match`` columns are not yet in the table (created if absent).
+
+    A MERGE rather than an append, so two concurrent writers conflict instead of both
+    inserting the same rows.
+    """
+    from delta.tables import DeltaTable
+
+    create_if_absent(spark, location, rows.schema)
+    condition = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in match)
+    builder = DeltaTable.forPath(spark, location).alias("t").merge(rows.alias("s"), condition)
+    if merge_schema:
+        builder = builder.withSchemaEvolution()
+    builder.whenNotMatchedInsertAll().execute()
+    return last_commit(spark, location)
+
+
+def merge_actions(
+    spark: SparkSession,
+    changes: DataFrame,
+    location: str,
+    *,
+    match: Sequence[str],
+    columns: Sequence[str],
+    user_metadata: dict[str, Any] | None = None,
+) -> CommitInfo:
+    """Apply rows tagged ``_action`` = insert / update / delete, matched on ``match``."""
+    from delta.tables import DeltaTable
+
+    condition = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in match)
+    values: dict[str, str | Column] = {f"`{c}`": f"s.`{c}`" for c in columns}
+    with commit_metadata(spark, user_metadata):
+        (
+            DeltaTable.forPath(spark, location)
+            .alias("t")
+            .merge(changes.alias("s"), condition)
+            .withSchemaEvolution()
+            .whenMatchedDelete(condition="s._action = 'delete'")
+            .whenMatchedUpdate(condition="s._action = 'update'", set=values)
+            .whenNotMatchedInsert(condition="s._action = 'insert'", values=values)
+            .execute()
+        )
+    return last_commit(spark, location)
 
 
 def last_commit(spark: SparkSession, location: str) -> CommitInfo:

@@ -20,12 +20,16 @@ def test_required_artifacts_are_the_direct_pom_dependencies() -> None:
         Artifact("io.delta", "delta-storage", "4.2.0"),
         Artifact("org.postgresql", "postgresql", "42.7.8"),
         Artifact("org.xerial", "sqlite-jdbc", "3.50.3.0"),
+        Artifact("org.apache.spark", "spark-sql-kafka-0-10_2.13", "4.1.1"),
+        Artifact("org.apache.spark", "spark-token-provider-kafka-0-10_2.13", "4.1.1"),
+        Artifact("org.apache.kafka", "kafka-clients", "3.9.1"),
+        Artifact("org.apache.commons", "commons-pool2", "2.12.1"),
     ]
 
 
 def test_missing_jar_message_names_artifact_file_and_fetch_command(tmp_path: Path) -> None:
-    for present in ("delta-storage-4.2.0.jar", "postgresql-42.7.8.jar", "sqlite-jdbc-3.50.3.0.jar"):
-        (tmp_path / present).write_bytes(b"")
+    for artifact in required_artifacts(POM)[1:]:
+        (tmp_path / artifact.file_name).write_bytes(b"")
     expected = (
         "missing JVM dependencies for a local Spark session:\n"
         "  io.delta:delta-spark_4.1_2.13:4.2.0 "
