@@ -180,36 +180,48 @@ def to_events(
     return transform
 
 
-def split_invalid(spec: Spec) -> Callable[[DataFrame], tuple[DataFrame, DataFrame]]:
-    """(valid distinct events, rejects with ``_reason``) of a batch of events.
+NEW, DUPLICATE, REJECTED = "new", "duplicate", "rejected"
+STATUS = "_status"
+CONFLICT_WITH_LOG = "conflicts with an event already applied for the same key and sequence"
 
-    NULL keys and NULL sequences are rejected; so is every event of a (key, sequence)
-    that carries more than one distinct value: no pick is made between them.
+
+def classify_events(spec: Spec, logged: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Tag each event ``new``, ``duplicate`` or ``rejected`` (with ``_reason``).
+
+    ``logged`` holds the keys, ``_seq`` and ``_event_hash`` of the events already in the
+    log. Rejected: a NULL key or sequence; every event of a (key, sequence) that has
+    more than one distinct value in the batch (no pick is made between them); an event
+    whose (key, sequence) the log holds with another value. Duplicate: an event equal
+    to one in the log or to an earlier row of the batch.
     """
+    slot = [*spec.keys, SEQ]
 
-    def transform(events: DataFrame) -> tuple[DataFrame, DataFrame]:
+    def transform(events: DataFrame) -> DataFrame:
         null_key = F.greatest(*[F.col(f"`{k}`").isNull() for k in spec.keys], F.lit(False))
-        reason = F.concat_ws(
+        per_slot = Window.partitionBy(*[F.col(f"`{c}`") for c in slot])
+        variants = F.size(F.collect_set(EVENT_HASH).over(per_slot))
+        first = F.row_number().over(per_slot.orderBy(EVENT_HASH)) == 1
+        known = logged.select(*slot, F.col(EVENT_HASH).alias("_logged_hash"))
+        tagged = events.join(known, on=slot, how="left")
+        basic = F.concat_ws(
             "; ",
             F.when(null_key, F.lit("key is NULL")),
             F.when(F.col(SEQ).isNull(), F.lit("sequence is NULL")),
         )
-        checked = events.withColumn(REASON, F.when(reason != "", reason))
-        placeable = checked.where(F.col(REASON).isNull())
-        per_slot = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys], F.col(SEQ))
-        variants = F.size(F.collect_set(EVENT_HASH).over(per_slot))
-        slotted = placeable.withColumn(
-            REASON,
-            F.when(
+        reason = (
+            F.when(basic != "", basic)
+            .when(
                 variants > 1,
                 F.format_string("%d different events for the same key and sequence", variants),
-            ),
+            )
+            .when(F.col("_logged_hash") != F.col(EVENT_HASH), F.lit(CONFLICT_WITH_LOG))
         )
-        rejects = checked.where(F.col(REASON).isNotNull()).unionByName(
-            slotted.where(F.col(REASON).isNotNull())
+        status = (
+            F.when(reason.isNotNull(), F.lit(REJECTED))
+            .when(F.col("_logged_hash").isNotNull() | ~first, F.lit(DUPLICATE))
+            .otherwise(F.lit(NEW))
         )
-        valid = slotted.where(F.col(REASON).isNull()).drop(REASON)
-        return valid.dropDuplicates([*spec.keys, SEQ]), rejects
+        return tagged.select(*events.columns, reason.alias(REASON), status.alias(STATUS))
 
     return transform
 
@@ -456,7 +468,6 @@ TARGET_PROPERTIES = {
     "delta.enableChangeDataFeed": "true",
     "delta.enableDeletionVectors": "true",
 }
-QUARANTINE_REASON_CONFLICT = "conflicts with an event already applied for the same key and sequence"
 
 
 def _with_logged_columns(source: DataFrame, logged: DataFrame, hidden: set[str]) -> DataFrame:
@@ -488,30 +499,21 @@ def _apply_once(
         spark, tables.target, empty_history.schema, properties=TARGET_PROPERTIES
     )
     applied = _applied_log_version(spark, tables.target)
-    cached: list[DataFrame] = []
+    log_before = delta_io.current_version(spark, tables.events)
+    slot = [*spec.keys, SEQ]
+    logged = delta_io.read_table(spark, tables.events, version=log_before).select(*slot, EVENT_HASH)
+    classified = events.transform(classify_events(spec, logged)).cache()
     try:
-        staged = events.cache()
-        cached.append(staged)
-        rows_in = staged.count()
-        valid, rejects = split_invalid(spec)(staged)
-        logged = delta_io.read_table(spark, tables.events)
-        slot = [*spec.keys, SEQ]
-        conflicts = (
-            valid.join(
-                logged.select(*slot, F.col(EVENT_HASH).alias("_logged_hash")), on=slot, how="inner"
-            )
-            .where(F.col("_logged_hash") != F.col(EVENT_HASH))
-            .drop("_logged_hash")
-            .withColumn(REASON, F.lit(QUARANTINE_REASON_CONFLICT))
-        )
-        new_events = valid.join(logged.select(*slot), on=slot, how="left_anti").cache()
-        quarantined = rejects.unionByName(conflicts).cache()
-        cached += [new_events, quarantined]
-        events_new, rows_quarantined = new_events.count(), quarantined.count()
+        counts = {
+            r[STATUS]: int(r["n"])
+            for r in classified.groupBy(STATUS).agg(F.count("*").alias("n")).collect()
+        }
+        rows_in, events_new = sum(counts.values()), counts.get(NEW, 0)
+        rows_quarantined = counts.get(REJECTED, 0)
         if rows_quarantined:
             delta_io.insert_new(
                 spark,
-                quarantined.select(
+                classified.where(F.col(STATUS) == REJECTED).select(
                     F.col(RECORD),
                     F.col(REASON),
                     F.lit(run_id).cast("string").alias("_run_id"),
@@ -520,22 +522,24 @@ def _apply_once(
                 tables.quarantine,
                 match=[RECORD, REASON],
             )
+        new_events = classified.where(F.col(STATUS) == NEW).drop(RECORD, REASON, STATUS)
         if events_new:
-            delta_io.insert_new(
-                spark, new_events.drop(RECORD), tables.events, match=slot, merge_schema=True
-            )
+            delta_io.insert_new(spark, new_events, tables.events, match=slot, merge_schema=True)
         log_version = delta_io.current_version(spark, tables.events)
-        result = _refresh_target(spark, spec, tables, applied, log_version)
+        if applied >= log_before:  # the target reflected the log: only this batch's keys
+            arrived = new_events
+        else:  # an earlier run stopped between its two commits: its keys too
+            arrived = delta_io.read_inserts_since(spark, tables.events, applied + 1, log_version)
+        result = _refresh_target(spark, spec, tables, arrived, log_version, applied)
         return ApplyChangesResult(
             rows_in=rows_in,
             events_new=events_new,
-            duplicates_skipped=rows_in - events_new - rows_quarantined,
+            duplicates_skipped=counts.get(DUPLICATE, 0),
             rows_quarantined=rows_quarantined,
             **result,
         )
     finally:
-        for frame in cached:
-            frame.unpersist()
+        classified.unpersist()
 
 
 def _applied_log_version(spark: SparkSession, target: str) -> int:
@@ -544,9 +548,14 @@ def _applied_log_version(spark: SparkSession, target: str) -> int:
 
 
 def _refresh_target(
-    spark: SparkSession, spec: Spec, tables: Scd2Tables, applied: int, log_version: int
+    spark: SparkSession,
+    spec: Spec,
+    tables: Scd2Tables,
+    arrived: DataFrame,
+    log_version: int,
+    applied: int,
 ) -> dict[str, Any]:
-    """Recompute the keys whose events arrived after ``applied`` and MERGE the difference."""
+    """Recompute the keys of the ``arrived`` events and MERGE the difference."""
     version = delta_io.current_version(spark, tables.target)
     unchanged: dict[str, Any] = {
         "keys_affected": 0,
@@ -559,7 +568,6 @@ def _refresh_target(
     }
     if log_version <= applied:
         return unchanged
-    arrived = delta_io.read_inserts_since(spark, tables.events, applied + 1, log_version)
     cached: list[DataFrame] = []
     try:
         affected = arrived.select(*spec.keys).distinct().cache()
