@@ -1,7 +1,8 @@
 """The jobs that ``lakehouse run <job>`` and ``spark-submit jobs/main.py run <job>`` know.
 
 Bronze jobs are generated from ``config/sources.yaml``: one job per source entity,
-named ``bronze.<source>_<entity>`` like the table it writes.
+named ``bronze.<source>_<entity>`` like the table it writes. Silver jobs come from
+``config/tables.yaml``: ``silver.<table>``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
     """Every job for ``settings``, in daily run order."""
     from jobs.bronze.ingest import bronze_table_name, ingest
     from jobs.bronze.stream_ingest import ingest_stream
+    from jobs.silver.build import build_silver
 
     specs = [
         JobSpec(
@@ -74,6 +76,15 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
                     daily=True,
                 )
             )
+    for table, silver in settings.silver.items():
+        specs.append(
+            JobSpec(
+                f"silver.{table}",
+                f"{silver.description} (from bronze.{silver.source})",
+                partial(build_silver, table=table),
+                daily=True,
+            )
+        )
     return {spec.name: spec for spec in specs}
 
 

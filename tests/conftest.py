@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from pyspark.sql import SparkSession
 
 from jobs.common.config import Settings, load_settings
@@ -15,6 +17,12 @@ from tests.support.kafka import KafkaBroker, start_kafka, stop_kafka
 from tests.support.postgres import PostgresServer, start_postgres, stop_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests drive real Spark + Delta, a few seconds per example: `make test` runs a
+# small profile; HYPOTHESIS_PROFILE=thorough (make test-property) runs many more.
+hypothesis_settings.register_profile("default", max_examples=6, deadline=None)
+hypothesis_settings.register_profile("thorough", max_examples=60, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,8 @@ from jobs.common.paths import LakePaths
 from jobs.common.progress import Progress
 from jobs.common.schema_drift import plan_schema_change
 
-BRONZE_PROPERTIES = {"delta.appendOnly": "true"}
+# Change Data Feed: Silver reads only the rows each Bronze commit added.
+BRONZE_PROPERTIES = {"delta.appendOnly": "true", "delta.enableChangeDataFeed": "true"}
 # File statistics only where reads prune: ingest time and batch (Silver's incremental
 # reads) and the source cursor (the duplicate check's window). Stats on every column
 # cost ~40% of an append (make bench) and _record_hash stats never prune.

@@ -121,6 +121,26 @@ class SourceSpec(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class SilverTableSpec(_Frozen):
+    """A conformed Silver table built from one Bronze table (``config/tables.yaml``).
+
+    ``kind``: ``scd2`` (history by ``sequence_by``, deletes where ``deletes`` holds),
+    ``latest`` (one row per key, the newest by ``sequence_by``) or ``first`` (one row
+    per key, the first seen; a dedup). ``columns`` maps each stored column to its
+    conformed type (see ``jobs/silver/conform.py``).
+    """
+
+    description: str
+    kind: Literal["scd2", "latest", "first"]
+    source: str
+    keys: list[str]
+    columns: dict[str, str]
+    sequence_by: str | None = None
+    deletes: str | None = None
+    except_columns: list[str] = Field(default_factory=list)
+    track_history_except_columns: list[str] | None = None
+
+
 class Settings(_Frozen):
     """The whole resolved configuration of one environment."""
 
@@ -133,6 +153,7 @@ class Settings(_Frozen):
     logging: LoggingSettings
     generator: GeneratorSettings
     sources: dict[str, SourceSpec]
+    silver: dict[str, SilverTableSpec] = Field(default_factory=dict)
 
 
 def with_source_options(settings: Settings, source: str, **options: Any) -> Settings:
@@ -152,7 +173,8 @@ def load_settings(
 
     Args:
         env: one of ``local``, ``dev``, ``prod``.
-        config_dir: folder holding ``base.yaml``, ``sources.yaml`` and ``<env>.yaml``.
+        config_dir: folder holding ``base.yaml``, ``sources.yaml``, ``tables.yaml``
+            and ``<env>.yaml``.
         environ: environment used for ``LAKEHOUSE__*`` overrides (default ``os.environ``).
 
     Returns:
@@ -172,7 +194,12 @@ def load_settings(
         raise ConfigError(f"unknown environment '{env}': expected one of {', '.join(ENVIRONMENTS)}")
     folder = config_dir or DEFAULT_CONFIG_DIR
     environ = os.environ if environ is None else environ
-    layers = [folder / "base.yaml", folder / "sources.yaml", folder / f"{env}.yaml"]
+    layers = [
+        folder / "base.yaml",
+        folder / "sources.yaml",
+        folder / "tables.yaml",
+        folder / f"{env}.yaml",
+    ]
     merged: dict[str, Any] = {}
     origin: dict[tuple[str, ...], str] = {}
     for path in layers:

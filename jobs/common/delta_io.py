@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,6 +115,10 @@ def is_write_conflict(exc: BaseException) -> bool:
     return any(name in text for name in _CONFLICTS)
 
 
+# The commit metadata is a session setting: one writer at a time per process sets it.
+_METADATA_LOCK = threading.Lock()
+
+
 @contextmanager
 def commit_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Iterator[None]:
     """Attach ``metadata`` (as JSON) to the commits made inside the block."""
@@ -121,11 +126,12 @@ def commit_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Ite
     if metadata is None:
         yield
         return
-    spark.conf.set(key, json.dumps(metadata, sort_keys=True))
-    try:
-        yield
-    finally:
-        spark.conf.unset(key)
+    with _METADATA_LOCK:
+        spark.conf.set(key, json.dumps(metadata, sort_keys=True))
+        try:
+            yield
+        finally:
+            spark.conf.unset(key)
 
 
 def last_user_metadata(spark: SparkSession, location: str, key: str) -> Any:
@@ -150,6 +156,7 @@ def insert_new(
     *,
     match: Sequence[str],
     merge_schema: bool = False,
+    properties: dict[str, str] | None = None,
 ) -> CommitInfo:
     """Insert the rows whose ``match`` columns are not yet in the table (created if absent).
 
@@ -158,9 +165,13 @@ def insert_new(
     """
     from delta.tables import DeltaTable
 
-    create_if_absent(spark, location, rows.schema)
+    create_if_absent(spark, location, rows.schema, properties=properties)
+    stored = read_table(spark, location).select(*match)
+    fresh = rows.join(stored, on=[rows[c].eqNullSafe(stored[c]) for c in match], how="left_anti")
+    if fresh.isEmpty():
+        return CommitInfo(current_version(spark, location), "NONE", {})
     condition = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in match)
-    builder = DeltaTable.forPath(spark, location).alias("t").merge(rows.alias("s"), condition)
+    builder = DeltaTable.forPath(spark, location).alias("t").merge(fresh.alias("s"), condition)
     if merge_schema:
         builder = builder.withSchemaEvolution()
     builder.whenNotMatchedInsertAll().execute()
@@ -294,3 +305,64 @@ def register_table(spark: SparkSession, database: str, name: str, location: str)
             return
         spark.sql(f"DROP TABLE {qualified}")
     spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{location}'")
+
+
+def merge_latest(
+    spark: SparkSession,
+    rows: DataFrame,
+    location: str,
+    *,
+    keys: Sequence[str],
+    order_by: str,
+    properties: dict[str, str] | None = None,
+) -> CommitInfo:
+    """Keep one row per key in the table: the newest by ``order_by`` (created if absent).
+
+    Within ``rows`` the newest per key wins (ties: the greatest row, so the pick does
+    not depend on arrival order); a row not newer than the stored one is ignored, so
+    late and replayed rows change nothing. No commit (operation ``NONE``) when nothing
+    is newer.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    create_if_absent(spark, location, rows.schema, properties=properties)
+    order = F.col(f"`{order_by}`")
+    newest_first = Window.partitionBy(*[F.col(f"`{k}`") for k in keys]).orderBy(
+        order.desc_nulls_last(), F.to_json(F.struct(*rows.columns)).desc()
+    )
+    latest = rows.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1")
+    stored = read_table(spark, location).select(*keys, order.alias("_stored_order"))
+    newer = (
+        latest.join(stored, on=list(keys), how="left")
+        .where(F.col("_stored_order").isNull() | (order > F.col("_stored_order")))
+        .select(*rows.columns)
+    )
+    if newer.isEmpty():
+        return CommitInfo(current_version(spark, location), "NONE", {})
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    (
+        DeltaTable.forPath(spark, location)
+        .alias("t")
+        .merge(newer.alias("s"), condition)
+        .withSchemaEvolution()
+        .whenMatchedUpdateAll(condition=f"s.`{order_by}` > t.`{order_by}`")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return last_commit(spark, location)
+
+
+def read_progress(spark: SparkSession, location: str, name: str) -> int | None:
+    """The position last recorded for ``name`` in the progress table at ``location``."""
+    if not table_exists(spark, location):
+        return None
+    rows = read_table(spark, location).where(f"name = '{name}'").select("position").collect()
+    return int(rows[0][0]) if rows else None
+
+
+def write_progress(spark: SparkSession, location: str, name: str, position: int) -> None:
+    """Record ``position`` for ``name`` (a MERGE: one row per name)."""
+    row = spark.createDataFrame([(name, position)], "name STRING, position BIGINT")
+    merge_upsert(spark, row, location, ["name"])

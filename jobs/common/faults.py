@@ -5,13 +5,19 @@ those tests) it does nothing.
 
 Points: ``after_read``, ``mid_write`` (inside the Bronze write's Spark tasks, so data
 files are half written and nothing is committed), ``after_commit`` (Bronze committed,
-the run not yet recorded).
+the run not yet recorded), ``after_log_commit`` (SCD2: event log committed, target not).
+
+``LAKEHOUSE_RENDEZVOUS=<dir>:<n>`` makes ``rendezvous(name)`` wait, once per process,
+until ``n`` processes have reached it: the concurrency tests use it to make two writers
+commit against the same snapshot.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,3 +47,24 @@ def crash_inside(frame: DataFrame, name: str) -> DataFrame:
 
     first = frame.columns[0]
     return frame.where(F.udf(passes, BooleanType())(F.col(f"`{first}`")))
+
+
+_met: set[str] = set()
+RENDEZVOUS_VAR = "LAKEHOUSE_RENDEZVOUS"
+
+
+def rendezvous(name: str, timeout: float = 120.0) -> None:
+    """Wait (first call per process only) until the armed number of processes got here."""
+    armed = os.environ.get(RENDEZVOUS_VAR)
+    if not armed or name in _met:
+        return
+    _met.add(name)
+    folder, count = armed.rsplit(":", 1)
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{name}.{os.getpid()}").touch()
+    deadline = time.monotonic() + timeout
+    while len(list(root.glob(f"{name}.*"))) < int(count):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"rendezvous {name}: fewer than {count} processes arrived")
+        time.sleep(0.05)

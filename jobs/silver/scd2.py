@@ -52,6 +52,7 @@ from pyspark.sql import functions as F
 
 from jobs.common import delta_io
 from jobs.common.errors import LakehouseError
+from jobs.common.faults import crash_inside, crash_point, rendezvous
 
 log = logging.getLogger(__name__)
 
@@ -387,6 +388,7 @@ def apply_changes(
     track_history_except_columns: Sequence[str] | None = None,
     ignore_null_updates: bool = False,
     run_id: str | None = None,
+    quarantine: str | None = None,
 ) -> ApplyChangesResult:
     """Apply a batch of change events to the SCD2 table ``target``.
 
@@ -402,6 +404,8 @@ def apply_changes(
         track_history_except_columns: every stored column except these opens versions.
         ignore_null_updates: a NULL in an upsert keeps the key's previous value.
         run_id: recorded with quarantined events.
+        quarantine: where events that cannot be placed go (default: a table beside the
+            target, ``<target>__quarantine``).
 
     Returns:
         what was written; ``committed`` is false when nothing changed.
@@ -426,7 +430,8 @@ def apply_changes(
     delete_when = (
         F.expr(apply_as_deletes) if isinstance(apply_as_deletes, str) else apply_as_deletes
     )
-    tables = Scd2Tables(delta_io.resolve_location(spark, target))
+    location = delta_io.resolve_location(spark, target)
+    tables = Scd2Tables(location, quarantine or f"{location}__quarantine")
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             return _apply_once(spark, source, options, delete_when, tables, run_id)
@@ -451,16 +456,12 @@ class Scd2Tables:
     """Where a target and its side tables live."""
 
     target: str
+    quarantine: str  # events that could not be placed
 
     @property
     def events(self) -> str:
         """The event log."""
         return f"{self.target}__scd2_events"
-
-    @property
-    def quarantine(self) -> str:
-        """Events that could not be placed."""
-        return f"{self.target}__quarantine"
 
 
 EVENT_LOG_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.appendOnly": "true"}
@@ -525,6 +526,7 @@ def _apply_once(
         new_events = classified.where(F.col(STATUS) == NEW).drop(RECORD, REASON, STATUS)
         if events_new:
             delta_io.insert_new(spark, new_events, tables.events, match=slot, merge_schema=True)
+        crash_point("after_log_commit")
         log_version = delta_io.current_version(spark, tables.events)
         if applied >= log_before:  # the target reflected the log: only this batch's keys
             arrived = new_events
@@ -604,9 +606,10 @@ def _refresh_target(
             # version stays behind, so the next call looks at these keys again: cheap,
             # and no empty commit.
             return {**unchanged, "keys_affected": keys_affected}
+        rendezvous("scd2_target_merge")
         commit = delta_io.merge_actions(
             spark,
-            changes.drop("_closes"),
+            crash_inside(changes.drop("_closes"), "mid_write"),
             tables.target,
             match=[*spec.keys, VALID_FROM],
             columns=spec.stored,

@@ -334,8 +334,6 @@ def as_rows(events: list[Event]) -> list[Row]:
 
 
 @settings(
-    max_examples=12,
-    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
