@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.common.config import Settings
+from jobs.common.delta_io import last_commit, read_table
+from jobs.common.paths import LakePaths
+from jobs.common.run_context import RunContext, RunSummary
+from jobs.runner import execute
+from jobs.silver.conform import conform
+
+CUSTOMERS = (
+    "customer_id STRING, first_name STRING, last_name STRING, email STRING, phone STRING, "
+    "country STRING, city STRING, segment STRING, marketing_opt_in BOOLEAN, "
+    "created_at TIMESTAMP, updated_at TIMESTAMP, is_deleted BOOLEAN, _ingested_at TIMESTAMP"
+)
+ORDERS = (
+    "order_id STRING, customer_id STRING, product_id STRING, order_ts TIMESTAMP, "
+    "currency STRING, amount DECIMAL(12,2), status STRING, channel STRING, "
+    "updated_at TIMESTAMP, _ingested_at TIMESTAMP"
+)
+
+
+def t(day: int, hour: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 1, day, hour)
+
+
+def land_bronze(
+    spark: SparkSession, lake: LakePaths, table: str, rows: list[tuple[object, ...]], schema: str
+) -> None:
+    """Append to a Bronze table the way the ingest jobs create it (Change Data Feed on)."""
+    (
+        spark.createDataFrame(rows, schema)
+        .write.format("delta")
+        .mode("append")
+        .option("delta.enableChangeDataFeed", "true")
+        .save(lake.table("bronze", table))
+    )
+
+
+def run(spark: SparkSession, settings: Settings, lake: LakePaths, job: str, day: int) -> RunSummary:
+    return execute(RunContext(job, "local", dt.date(2026, 1, day)), settings, lake, spark)
+
+
+def customer(cid: str, day: int, city: str, *, deleted: bool = False, email: str = " A@X.com "):
+    return (
+        cid, "Ann", "Lee", email, "+1 (555) 123-4567", " gb ", city, "retail", True,
+        t(1), t(day), deleted, t(day, 23),
+    )  # fmt: skip
+
+
+def dim_customer(spark: SparkSession, lake: LakePaths) -> DataFrame:
+    return read_table(spark, lake.table("silver", "dim_customer")).select(
+        "customer_id", "email", "country", "city", "valid_from", "valid_to", "is_current"
+    )
+
+
+def test_conform_standardises_values_and_names_every_problem(spark: SparkSession) -> None:
+    raw = spark.createDataFrame(
+        [
+            ("c1", " Ann@Example.COM ", " gb ", "usd", "12.50", "2026-01-01T10:00:00Z"),
+            ("c2", "not-an-email", "XX", "US$", "1,5", "yesterday"),
+            ("  ", None, None, None, None, None),
+        ],
+        "id STRING, email STRING, country STRING, currency STRING, amount STRING, ts STRING",
+    )
+    conformed = raw.transform(
+        conform(
+            {"id": "string", "email": "email", "country": "country", "currency": "currency",
+             "amount": "decimal(12,2)", "ts": "timestamp"},
+            required=["id"],
+        )
+    ).drop("_record")  # fmt: skip
+    expected = spark.createDataFrame(
+        [
+            ("c1", "ann@example.com", "GB", "USD", Decimal("12.50"), t(1, 10), None),
+            (
+                "c2",
+                "not-an-email",
+                "XX",
+                "US$",
+                None,
+                None,
+                "email is not an email: 'not-an-email'; "
+                "country is not a known ISO 3166-1 alpha-2 code: 'XX'; "
+                "currency is not a known ISO 4217 code: 'US$'; "
+                "amount is not a decimal(12,2): '1,5'; ts is not a timestamp: 'yesterday'",
+            ),
+            (None, None, None, None, None, None, "id is required"),
+        ],
+        "id STRING, email STRING, country STRING, currency STRING, amount DECIMAL(12,2), "
+        "ts TIMESTAMP, _reason STRING",
+    )
+    assert_df_equality(conformed, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_dim_customer_history_with_late_change_delete_and_incremental_reads(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    land_bronze(spark, lake, "crm_customers", [customer("C1", 1, "London"),
+                                               customer("C2", 1, "Leeds")], CUSTOMERS)  # fmt: skip
+    first = run(spark, settings, lake, "silver.dim_customer", 1)
+    land_bronze(
+        spark,
+        lake,
+        "crm_customers",
+        [
+            customer("C1", 5, "Manchester"),
+            customer("C1", 3, "Leeds"),  # late: arrives after the day-5 change
+            customer("C2", 4, "Leeds", deleted=True),
+            customer("C3", 4, "London", email="broken"),  # quarantined
+        ],
+        CUSTOMERS,
+    )
+    second = run(spark, settings, lake, "silver.dim_customer", 5)
+    third = run(spark, settings, lake, "silver.dim_customer", 6)  # nothing new in Bronze
+
+    expected = spark.createDataFrame(
+        [
+            ("C1", "a@x.com", "GB", "London", t(1), t(3), False),
+            ("C1", "a@x.com", "GB", "Leeds", t(3), t(5), False),
+            ("C1", "a@x.com", "GB", "Manchester", t(5), None, True),
+            ("C2", "a@x.com", "GB", "Leeds", t(1), t(4), False),
+        ],
+        "customer_id STRING, email STRING, country STRING, city STRING, "
+        "valid_from TIMESTAMP, valid_to TIMESTAMP, is_current BOOLEAN",
+    )
+    assert_df_equality(
+        dim_customer(spark, lake), expected, ignore_row_order=True, ignore_nullable=True
+    )
+    quarantine = read_table(spark, lake.table("_quarantine", "silver_dim_customer"))
+    assert [r._reason for r in quarantine.collect()] == ["email is not an email: 'broken'"]
+    assert (first.rows_in, first.rows_quarantined) == (2, 0)
+    assert (second.rows_in, second.rows_quarantined) == (4, 1)  # only the rows added since
+    assert second.outputs[0].extra["scd2"]["events_new"] == 3
+    assert (third.rows_in, third.rows_out) == (0, 0)
+
+
+def test_fct_orders_keeps_the_latest_state_whatever_the_arrival_order(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    def order(status: str, day: int) -> tuple[object, ...]:
+        return ("O1", "C1", "P1", t(1), "eur", Decimal("10.00"), status, "web", t(day), t(day))
+
+    land_bronze(spark, lake, "opdb_orders", [order("placed", 1), order("shipped", 3)], ORDERS)
+    run(spark, settings, lake, "silver.fct_orders", 3)
+    land_bronze(spark, lake, "opdb_orders", [order("paid", 2)], ORDERS)  # late, older
+    before = last_commit(spark, lake.table("silver", "fct_orders"))
+    late = run(spark, settings, lake, "silver.fct_orders", 4)
+    orders = read_table(spark, lake.table("silver", "fct_orders")).select(
+        "order_id", "currency", "status", "updated_at"
+    )
+    assert [tuple(r) for r in orders.collect()] == [("O1", "EUR", "shipped", t(3))]
+    assert last_commit(spark, lake.table("silver", "fct_orders")) == before  # no commit
+    assert (late.rows_in, late.rows_out, late.rows_quarantined) == (1, 0, 0)
