@@ -64,7 +64,8 @@ def test_missing_key_names_key_and_files(config_dir: Path) -> None:
     expected = (
         "invalid configuration:\n"
         f"  missing key 'spark.driver_memory': set it in {config_dir / 'base.yaml'} or "
-        f"{config_dir / 'sources.yaml'} or {config_dir / 'local.yaml'}"
+        f"{config_dir / 'sources.yaml'} or {config_dir / 'tables.yaml'} or "
+        f"{config_dir / 'local.yaml'}"
     )
     with pytest.raises(ConfigError) as err:
         load_settings("local", config_dir=config_dir, environ={})
