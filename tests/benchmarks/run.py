@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -24,6 +25,7 @@ from jobs.common.paths import resolve_lake_paths
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import BASE_VOLUMES, GeneratorParams, generate
 from tests.benchmarks.bronze import bench_bronze
+from tests.benchmarks.scd2 import bench_scd2
 
 EVENT_SCHEMA = (
     "event_id STRING, customer_id STRING, session_id STRING, event_type STRING, "
@@ -102,6 +104,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--parts", default="bronze,scd2", help="comma list of: bronze, scd2 (B always runs)"
+    )
     args = parser.parse_args()
 
     settings = load_settings("local")
@@ -122,9 +127,12 @@ def main() -> int:
     dvp = results["delta_vs_parquet"]
     assert isinstance(dvp, dict)
     frame.unpersist()
-    results["bronze"] = bench_bronze(
-        spark, settings, work / "bronze", args.rows, float(dvp["baseline_parquet_write_s"])
-    )
+    parts = set(args.parts.split(","))
+    baseline = float(dvp["baseline_parquet_write_s"])
+    if "bronze" in parts:
+        results["bronze"] = bench_bronze(spark, settings, work / "bronze", args.rows, baseline)
+    if "scd2" in parts:
+        results["scd2"] = bench_scd2(spark, work / "scd2", args.rows, baseline)
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(
         f"rows: {args.rows:,} behaviour events (generated in {gen_s:.1f}s), "
@@ -140,9 +148,18 @@ def main() -> int:
         f"{dvp['diagnostic_delta_append_no_stats_s']:.2f}s   "
         f"ratio {dvp['diagnostic_no_stats_over_parquet']:.2f} x B"
     )
-    bronze = results["bronze"]
-    assert isinstance(bronze, dict)
-    print(f"Bronze (events file stream, {args.rows:,} rows, end-to-end job runs):")
+    bronze = results.get("bronze")
+    if isinstance(bronze, dict):
+        _print_bronze(args.rows, bronze)
+    scd2 = results.get("scd2")
+    if isinstance(scd2, dict):
+        _print_scd2(scd2)
+    print(f"results: {work / 'results.json'}")
+    return 0
+
+
+def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:
+    print(f"Bronze (events file stream, {rows:,} rows, end-to-end job runs):")
     print(
         f"     initial load          {bronze['initial_load_s']:>7.2f}s   "
         f"ratio {bronze['initial_load_over_B']:.2f} x B "
@@ -157,8 +174,28 @@ def main() -> int:
         f"     no-change rerun       {bronze['no_change_rerun_s']:>7.2f}s   "
         f"ratio {bronze['no_change_over_initial']:.3f} x initial"
     )
-    print(f"results: {work / 'results.json'}")
-    return 0
+
+
+def _print_scd2(scd2: dict[str, Any]) -> None:
+    print(f"SCD2 apply_changes ({scd2['dimension_rows']:,}-row dimension):")
+    print(
+        f"     initial build         {scd2['initial_build_s']:>7.2f}s   "
+        f"ratio {scd2['initial_build_over_B']:.2f} x B"
+    )
+    print(
+        f"     {scd2['changed_keys']:,} changed keys   {scd2['change_batch_s']:>7.2f}s   "
+        f"ratio {scd2['change_batch_over_B']:.2f} x B "
+        f"({scd2['versions_inserted']:,} versions opened, {scd2['versions_closed']:,} closed)"
+    )
+    print(
+        f"     files: {scd2['target_files_with_changed_keys']} of {scd2['target_files_total']} "
+        f"hold changed keys; MERGE removed {scd2['target_files_removed']}, added "
+        f"{scd2['target_files_added']}, deletion vectors {scd2['target_deletion_vectors_added']}"
+    )
+    print(
+        f"     replay (no-op)        {scd2['replay_s']:>7.2f}s   "
+        f"ratio {scd2['replay_over_B']:.2f} x B (committed: {scd2['replay_committed']})"
+    )
 
 
 if __name__ == "__main__":
