@@ -14,7 +14,7 @@ KAFKA_JARS := .jars-test/kafka-broker
 KAFKA_STAMP := $(KAFKA_JARS)/.stamp
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker
+.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker test-property
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -73,6 +73,10 @@ pytest: bootstrap postgres-bin kafka-broker
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
+
+# The SCD2 property test with 60 random examples instead of make test's 6.
+test-property: bootstrap
+	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
 bench: bootstrap
 	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from jobs.common.config import Settings, with_source_options
 from jobs.common.delta_io import read_table, table_exists
@@ -143,6 +144,67 @@ def _watermark(summary: RunSummary) -> str | None:
     return ", ".join(f"{k}={v}" for k, v in mark.items()) if isinstance(mark, dict) else None
 
 
+def _customer_history(spark: Any, paths: LakePaths) -> list[str]:
+    """silver.dim_customer for three customers: most versions, deleted, late change."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    dim_path, bronze_path = (
+        paths.table("silver", "dim_customer"),
+        paths.table("bronze", "crm_customers"),
+    )
+    if not (table_exists(spark, dim_path) and table_exists(spark, bronze_path)):
+        return []
+    dim = read_table(spark, dim_path)
+    per_key = dim.groupBy("customer_id").agg(
+        F.count("*").alias("versions"), F.max(F.col("is_current").cast("int")).alias("open")
+    )
+    earlier = (
+        Window.partitionBy("customer_id")
+        .orderBy("_ingested_at")
+        .rowsBetween(Window.unboundedPreceding, -1)
+    )
+    late = (
+        read_table(spark, bronze_path)
+        .withColumn("_seen", F.max("updated_at").over(earlier))
+        .where(F.col("updated_at") < F.col("_seen"))
+        .select("customer_id")
+    )
+    picks = [
+        ("most versions", per_key.orderBy(F.desc("versions"), "customer_id")),
+        ("deleted (no current row)", per_key.where("open = 0").orderBy("customer_id")),
+        (
+            "late change stitched in",
+            per_key.join(late, "customer_id", "left_semi")
+            .where("versions > 1")
+            .orderBy("customer_id"),
+        ),
+    ]
+    lines = ["== silver.dim_customer: history of three customers (SCD2) =="]
+    for label, frame in picks:
+        found = frame.select("customer_id").limit(1).collect()
+        if not found:
+            lines.append(f"{label}: none in this run")
+            continue
+        key = found[0][0]
+        rows = (
+            dim.where(F.col("customer_id") == key)
+            .orderBy("valid_from")
+            .select(
+                "customer_id", "city", "segment", "email", "valid_from", "valid_to", "is_current"
+            )
+            .collect()
+        )
+        lines += [
+            f"{label}: {key}",
+            render_table(
+                ["customer", "city", "segment", "email", "valid_from", "valid_to", "current"],
+                [[*r] for r in rows],
+            ),
+        ]
+    return [*lines, ""]
+
+
 def _summary(
     manifests: list[DayManifest],
     summaries: list[RunSummary],
@@ -205,6 +267,7 @@ def _summary(
                 run_rows,
             ),
             "",
+            *_customer_history(spark, paths),
             "== Tables ==",
             render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",
             "",

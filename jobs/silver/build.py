@@ -107,7 +107,10 @@ def _write(
         good = conformed.where(F.col(REASON).isNull()).drop("_record", REASON)
         with job.recorder.step("write"):
             written = _write_kind(job, spec, good, target, quarantine)
+        applied = written.pop("rows_applied")
         written["rows_quarantined"] = rejected + written.get("rows_quarantined", 0)
+        # rows that changed nothing: exact duplicates, or older than what is stored
+        written["duplicates_skipped"] = rows_in - written["rows_quarantined"] - applied
         return {"rows_in": rows_in, **written}
     finally:
         conformed.unpersist()
@@ -137,6 +140,7 @@ def _write_kind(
             + result.rows_closed
             + result.rows_deleted,
             "rows_quarantined": result.rows_quarantined,
+            "rows_applied": result.events_new,
             "version": result.version,
             "scd2": {
                 "events_new": result.events_new,
@@ -170,4 +174,8 @@ def _write_kind(
             merge_schema=True,
             properties=SILVER_PROPERTIES,
         )
-    return {"rows_written": commit.rows_written, "version": commit.version}
+    return {
+        "rows_written": commit.rows_written,
+        "rows_applied": commit.rows_written,
+        "version": commit.version,
+    }
