@@ -1,8 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
@@ -12,6 +18,9 @@ from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.runner import execute
 from jobs.silver.conform import conform
+from tests.conftest import PROJECT_ROOT
+
+LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 CUSTOMERS = (
     "customer_id STRING, first_name STRING, last_name STRING, email STRING, phone STRING, "
@@ -157,3 +166,44 @@ def test_fct_orders_keeps_the_latest_state_whatever_the_arrival_order(
     assert [tuple(r) for r in orders.collect()] == [("O1", "EUR", "shipped", t(3))]
     assert last_commit(spark, lake.table("silver", "fct_orders")) == before  # no commit
     assert (late.rows_in, late.rows_out, late.rows_quarantined) == (1, 0, 0)
+
+
+@pytest.mark.slow
+def test_silver_job_killed_mid_merge_then_rerun_equals_an_uninterrupted_run(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    land_bronze(spark, lake, "crm_customers", [customer("C1", 1, "London")], CUSTOMERS)
+    run(spark, settings, lake, "silver.dim_customer", 1)
+    land_bronze(
+        spark,
+        lake,
+        "crm_customers",
+        [customer("C1", 4, "Leeds"), customer("C1", 2, "Bath"), customer("C2", 3, "York")],
+        CUSTOMERS,
+    )
+    killed = subprocess.run(
+        [LAKEHOUSE, "run", "silver.dim_customer", "--env", "local", "--date", "2026-01-04"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "LAKEHOUSE_HOME": lake.root, "LAKEHOUSE_FAULT": "mid_write"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    rerun = execute(
+        RunContext("silver.dim_customer", "local", dt.date(2026, 1, 4), 2), settings, lake, spark
+    )
+    expected = spark.createDataFrame(
+        [
+            ("C1", "a@x.com", "GB", "London", t(1), t(2), False),
+            ("C1", "a@x.com", "GB", "Bath", t(2), t(4), False),
+            ("C1", "a@x.com", "GB", "Leeds", t(4), None, True),
+            ("C2", "a@x.com", "GB", "York", t(3), None, True),
+        ],
+        "customer_id STRING, email STRING, country STRING, city STRING, "
+        "valid_from TIMESTAMP, valid_to TIMESTAMP, is_current BOOLEAN",
+    )
+    assert_df_equality(
+        dim_customer(spark, lake), expected, ignore_row_order=True, ignore_nullable=True
+    )
+    assert rerun.rows_in == 3  # the killed run recorded no progress: the rerun reads them

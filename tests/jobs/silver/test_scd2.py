@@ -368,3 +368,18 @@ def test_apply_changes_is_batch_invariant_and_matches_the_oracle(
         )
     expected = history(events, tracked=[0, 1], ignore_null_updates=ignore_nulls)
     assert_table(spark, target, sorted(expected, key=repr))
+
+
+def test_apply_changes_merge_touches_only_the_file_holding_the_changed_key(
+    spark: SparkSession, target: str
+) -> None:
+    for key in ("a", "b", "c"):  # one insert-only MERGE, one data file, per key
+        apply(spark, target, [(key, 1, "U", "Ann", "gold", "x")])
+    files = {r[0] for r in read_table(spark, target).select(F.input_file_name()).collect()}
+    change = apply(spark, target, [("b", 2, "U", "Ann", "silver", "x")])
+    metrics = {k: int(v) for k, v in change.operation_metrics.items() if k.startswith("numTarget")}
+    assert len(files) == 3
+    assert metrics["numTargetFilesRemoved"] == 0  # no file rewritten
+    assert metrics["numTargetDeletionVectorsAdded"] == 1  # only b's file: its old row masked
+    assert metrics["numTargetFilesAdded"] == 1  # b's closed and new versions
+    assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsInserted"]) == (1, 1)
