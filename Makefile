@@ -14,7 +14,7 @@ KAFKA_JARS := .jars-test/kafka-broker
 KAFKA_STAMP := $(KAFKA_JARS)/.stamp
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker test-property
+.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker test-property test-extended
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -69,14 +69,22 @@ postgres-bin:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "PostgreSQL server binaries are needed for the JDBC tests: apt-get install postgresql" >&2; exit 1; fi
 
+# Two workers; long tests are scheduled first (tests/conftest.py). Tests marked
+# `extended` (further crash points of a kill test whose main case runs here) are left
+# to `make test-extended`, which CI runs after `make test`.
 pytest: bootstrap postgres-bin kafka-broker
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
 
 # The SCD2 property test with 60 random examples instead of make test's 6.
 test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
+
+# What make test leaves out: extended crash points, and the property test at 60 examples.
+test-extended: bootstrap postgres-bin kafka-broker
+	$(VENV)/bin/pytest -q -n 2 --dist load -m extended $(PYTEST_ARGS)
+	$(MAKE) test-property
 
 bench: bootstrap
 	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)

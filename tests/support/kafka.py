@@ -49,7 +49,11 @@ def _classpath() -> str:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # Kafka's argument parser reads an id starting with "-" as an option: the id is
+    # URL-safe base64 of 16 random bytes, so clear the sign bit of the first byte.
+    raw = bytearray(uuid.uuid4().bytes)
+    raw[0] &= 0x7F
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
 
 
 def start_kafka(timeout: float = 60.0) -> KafkaBroker:
