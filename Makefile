@@ -51,7 +51,7 @@ $(KAFKA_STAMP): jvm/kafka-broker/pom.xml
 	@touch $@
 
 demo: bootstrap
-	$(VENV)/bin/lakehouse demo
+	$(VENV)/bin/lakehouse demo $(DEMO_ARGS)
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .

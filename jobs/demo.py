@@ -8,20 +8,22 @@ pipeline, not a separate code path.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from jobs.common.config import Settings, with_source_options
-from jobs.common.delta_io import read_table, table_exists
+from jobs.common.delta_io import current_version, read_table, table_exists
+from jobs.common.errors import QualityGateError
 from jobs.common.paths import LAYERS, LakePaths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import GeneratorParams
-from jobs.datagen.simulator import SourceSimulator, local_sources
+from jobs.datagen.simulator import SourceSimulator, drop_file, local_sources
 from jobs.datagen.writer import DayManifest, write_dataset
 from jobs.registry import daily_jobs
 from jobs.runner import execute
@@ -98,7 +100,9 @@ def run_demo(
     manifests = generate_sources(params, paths, echo)
     with local_sources(paths) as (simulator, crm_url):
         settings = with_source_options(settings, "crm", base_url=crm_url)
-        return _run_days(settings, paths, params, manifests, simulator, echo, started)
+        return _run_days(
+            settings, paths, params, manifests, simulator, echo, started, args.broken_batch
+        )
 
 
 def _run_days(
@@ -109,6 +113,7 @@ def _run_days(
     simulator: SourceSimulator,
     echo: Echo,
     started: float,
+    broken_batch: bool = False,
 ) -> int:
     spark = build_spark_session(settings, paths, app_name="lakehouse:demo")
     versions = runtime_versions(spark)
@@ -132,7 +137,56 @@ def _run_days(
         )
     echo("")
     echo(_summary(manifests, summaries, paths, spark, time.perf_counter() - started))
+    if broken_batch:
+        return _broken_batch(
+            settings, paths, spark, params.start_date + timedelta(params.days), echo
+        )
     return 0
+
+
+BROKEN_EVENTS = 200
+
+
+def _broken_batch(settings: Settings, paths: LakePaths, spark: Any, day: date, echo: Echo) -> int:
+    """Land events that break a quarantine rule far over the threshold; show the stop.
+
+    The Bronze job stops at its gate: nothing is written to Bronze, its quarantine
+    table or Silver, and the stream checkpoint does not commit the batch.
+    """
+    bronze = paths.table("bronze", "events_behaviour")
+    quarantine = paths.table("_quarantine", "bronze_events_behaviour")
+    silver = paths.table("silver", "fct_events")
+    before = {
+        t: current_version(spark, t) for t in (bronze, quarantine, silver) if table_exists(spark, t)
+    }
+    lines = [
+        json.dumps(
+            {"event_id": f"broken-{n}", "customer_id": "C-0000001", "session_id": "s",
+             "event_type": "Page View!", "event_ts": f"{day.isoformat()}T10:00:00Z",
+             "device": "desktop", "page": "/"}
+        )
+        for n in range(BROKEN_EVENTS)
+    ]  # fmt: skip
+    staging = Path(paths.root) / "staging" / "broken_events.jsonl"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.write_text("\n".join(lines) + "\n")
+    drop_file(staging, Path(paths.landing) / "events", f"behaviour_{day.isoformat()}_broken.jsonl")
+    echo(f"== Broken batch: {BROKEN_EVENTS} events with event_type 'Page View!' landed ==")
+    ctx = RunContext(job="bronze.events_behaviour", env=settings.env, logical_date=day)
+    try:
+        execute(ctx, settings, paths, spark)
+        echo("  the gate did not stop the batch: check config/expectations/bronze/")
+        return 1
+    except QualityGateError as exc:
+        message = str(exc).replace("\n", "\n    ")
+        echo(f"  bronze.events_behaviour FAILED at its gate:\n    {message}")
+    after = {t: current_version(spark, t) for t in before}
+    for table, version in before.items():
+        echo(f"  {table}: Delta version {version} -> {after[table]}")
+    echo(f"  report: {paths.run_dir(ctx.run_id)}/quality/index.html")
+    echo("  The stream checkpoint did not commit the batch: fix or remove the file, then rerun")
+    echo("  (docs/quality.md).")
+    return 0 if after == before else 1
 
 
 def _extra(summary: RunSummary, key: str) -> object:
@@ -205,6 +259,24 @@ def _customer_history(spark: Any, paths: LakePaths) -> list[str]:
     return [*lines, ""]
 
 
+def _quality_rows(summaries: list[RunSummary]) -> list[list[object]]:
+    """Per gate over the demo's days: runs by status, rows it quarantined, last page."""
+    gates: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        for name, gate in summary.quality.items():
+            row = gates.setdefault(
+                name, {"passed": 0, "warned": 0, "failed": 0, "warnings": 0, "quarantined": 0}
+            )
+            row[gate["status"]] = row.get(gate["status"], 0) + 1
+            row["warnings"] += gate["failed"] if gate["status"] == "warned" else 0
+            row["quarantined"] += gate["rows_quarantined"]
+            row["page"] = gate["page"]
+    return [
+        [name, g["passed"], g["warned"], g["failed"], g["warnings"], g["quarantined"], g["page"]]
+        for name, g in sorted(gates.items(), key=lambda item: LAYERS.index(item[0].split(".")[0]))
+    ]
+
+
 def _summary(
     manifests: list[DayManifest],
     summaries: list[RunSummary],
@@ -265,6 +337,20 @@ def _summary(
                     "watermark after",
                 ],
                 run_rows,
+            ),
+            "",
+            "== Quality gates (config/expectations/<layer>/<table>.yaml) ==",
+            render_table(
+                [
+                    "gate",
+                    "passed",
+                    "warned",
+                    "failed",
+                    "warnings",
+                    "rows quarantined",
+                    "last report page",
+                ],
+                _quality_rows(summaries),
             ),
             "",
             *_customer_history(spark, paths),

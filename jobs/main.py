@@ -3,7 +3,7 @@
 Both take the same arguments::
 
     lakehouse generate-data [--seed N] [--scale X] [--days N] [--start-date D]
-    lakehouse demo [--days N] [--scale X] [--seed N] [--fresh]
+    lakehouse demo [--days N] [--scale X] [--seed N] [--fresh] [--broken-batch]
     lakehouse run <job> --env {local,dev,prod} --date YYYY-MM-DD [--attempt N]
     lakehouse jobs
 """
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline locally on generated data")
     _generator_flags(demo)
     demo.add_argument("--fresh", action="store_true", help="delete $LAKEHOUSE_HOME first")
+    demo.add_argument(
+        "--broken-batch",
+        action="store_true",
+        help="after the days, land a broken event batch and show the gate stopping it",
+    )
 
     run = commands.add_parser("run", help="run one job for one logical date")
     run.add_argument("job", help="job name (see `lakehouse jobs`)")

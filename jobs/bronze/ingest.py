@@ -22,6 +22,7 @@ from jobs.bronze.connector import Increment, ReadRequest
 from jobs.bronze.writer import BronzeTarget, write_batch
 from jobs.common.locks import table_lock
 from jobs.common.progress import Progress, read_progress
+from jobs.common.quality import run_gate
 from jobs.common.run_context import DatasetStats
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
             existing_filter=increment.existing_filter,
             cursor=increment.cursor,
             step=run.step,
+            gate=lambda staged: run_gate(job, "bronze", target.table, staged),
         )
     run.input(
         DatasetStats(

@@ -28,7 +28,9 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from jobs.bronze import files, kafka
 from jobs.bronze.writer import BatchOutcome, BronzeTarget, write_batch
+from jobs.common.errors import QualityGateError
 from jobs.common.locks import table_lock
+from jobs.common.quality import run_gate
 from jobs.common.run_context import DatasetStats
 
 if TYPE_CHECKING:
@@ -95,10 +97,16 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
                     previous_watermark=None,
                     existing_filter=f"_ingest_date >= DATE'{since.isoformat()}'",
                     step=run.step,
+                    gate=lambda staged: run_gate(job, "bronze", target.table, staged),
                 )
             )
+        except QualityGateError as exc:
+            gate_failures.append(exc)  # Spark wraps it; the job re-raises it as is
+            raise
         finally:
             checked.unpersist()
+
+    gate_failures: list[QualityGateError] = []
 
     def start() -> StreamingQuery:
         return (
@@ -109,7 +117,12 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
         )
 
     with table_lock(job.paths, f"bronze.{target.table}", ctx.run_id), run.step("stream"):
-        run_available_now(start, kafka_source=spec.type == "kafka")
+        try:
+            run_available_now(start, kafka_source=spec.type == "kafka")
+        except StreamingQueryException:
+            if gate_failures:
+                raise gate_failures[-1] from None
+            raise
     rows_read = sum(o.rows_read for o in outcomes)
     rows_rejected = sum(o.rows_rejected for o in outcomes)
     rows_new = sum(o.rows_new for o in outcomes)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.bronze.metadata import as_quarantine, only_new_records, with_bronze_metadata
 from jobs.common.delta_io import (
@@ -31,6 +32,7 @@ from jobs.common.delta_io import (
 from jobs.common.faults import crash_inside, crash_point
 from jobs.common.paths import LakePaths
 from jobs.common.progress import Progress
+from jobs.common.quality import FAILED_RULES, GateResult
 from jobs.common.schema_drift import plan_schema_change
 
 # Change Data Feed: Silver reads only the rows each Bronze commit added.
@@ -43,6 +45,7 @@ STATS_COLUMNS = ("_ingested_at", "_batch_id")
 # (64-character hashes: ~32 MB); larger ones use a shuffle join.
 BROADCAST_BATCH_ROWS = 500_000
 Step = Callable[[str], AbstractContextManager[None]]
+Gate = Callable[[DataFrame], GateResult]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,19 @@ def _untimed(_: str) -> Iterator[None]:
     yield
 
 
+def _with_gate_rejects(rejects: DataFrame | None, gated: DataFrame) -> DataFrame:
+    """``rejects`` plus the rows the gate quarantined, as raw JSON with the rule names."""
+    raw = [c for c in gated.columns if not c.startswith("_")]
+    shaped = gated.select(
+        F.to_json(F.struct(*[F.col(f"`{c}`") for c in raw])).alias("_raw"),
+        F.concat(F.lit("expectation failed: "), F.array_join(FAILED_RULES, ", ")).alias("_reason"),
+        F.col("_source_position"),
+    )
+    if rejects is None:
+        return shaped
+    return rejects.select("_raw", "_reason", "_source_position").unionByName(shaped)
+
+
 def write_batch(
     spark: SparkSession,
     target: BronzeTarget,
@@ -100,8 +116,13 @@ def write_batch(
     existing_filter: str | None = None,
     cursor: str | None = None,
     step: Step = _untimed,
+    gate: Gate | None = None,
 ) -> BatchOutcome:
-    """Write ``records`` (and ``rejects``) as batch ``batch_id`` of ``target``."""
+    """Write ``records`` (and ``rejects``) as batch ``batch_id`` of ``target``.
+
+    ``gate`` (the table's quality gate) runs on the staged rows before anything is
+    written: it raises to stop the batch, and the rows it quarantines join ``rejects``.
+    """
     cached: list[DataFrame] = []
     try:
         with step("read"):
@@ -111,6 +132,15 @@ def write_batch(
             cached.append(staged)
             rows_read = staged.count()
         crash_point("after_read")
+        gated: DataFrame | None = None
+        if gate is not None and rows_read:
+            with step("gate"):
+                result = gate(staged)
+            if result.quarantined is not None and result.report.rows_quarantined:
+                gated = result.quarantined
+                rows_read -= result.report.rows_quarantined
+                staged = result.passed
+                rejects = _with_gate_rejects(rejects, gated)
         added: tuple[str, ...] = ()
         with step("stage"):
             if rows_read and table_exists(spark, target.location):
@@ -125,7 +155,12 @@ def write_batch(
                 new_rows = staged.dropDuplicates(["_record_hash"]).cache()
             cached.append(new_rows)
             rows_new = new_rows.count()
-            watermark = next_watermark(new_rows)
+            # quarantined rows count as read: the watermark moves past them too
+            watermark = next_watermark(
+                new_rows
+                if gated is None
+                else new_rows.unionByName(gated.drop(FAILED_RULES), allowMissingColumns=True)
+            )
         rows_rejected = 0
         if rejects is not None:
             shaped = rejects.transform(

@@ -141,6 +141,13 @@ class SilverTableSpec(_Frozen):
     track_history_except_columns: list[str] | None = None
 
 
+class QualitySettings(_Frozen):
+    """Quality gates (``jobs.common.quality``): suites in ``config/expectations/``."""
+
+    mode: Literal["strict", "warn-only"]
+    quarantine_threshold: float = Field(ge=0, le=1)
+
+
 class Settings(_Frozen):
     """The whole resolved configuration of one environment."""
 
@@ -153,7 +160,9 @@ class Settings(_Frozen):
     logging: LoggingSettings
     generator: GeneratorSettings
     sources: dict[str, SourceSpec]
+    quality: QualitySettings
     silver: dict[str, SilverTableSpec] = Field(default_factory=dict)
+    config_dir: str = str(DEFAULT_CONFIG_DIR)  # where the files came from (suites live there)
 
 
 def with_source_options(settings: Settings, source: str, **options: Any) -> Settings:
@@ -206,7 +215,7 @@ def load_settings(
         _merge(merged, _read_yaml(path), _display(path), origin, ())
     _merge(merged, _env_overrides(environ), "", origin, (), env_names=True)
     try:
-        return Settings.model_validate(merged)
+        return Settings.model_validate({**merged, "config_dir": str(folder)})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, [_display(p) for p in layers])) from None
 

@@ -33,3 +33,11 @@ class ConcurrentRunError(LakehouseError):
 
 class SourceError(LakehouseError):
     """A source could not be read (after the bounded retries its connector allows)."""
+
+
+class QualityGateError(LakehouseError):
+    """A quality gate failed before the write; nothing was written, progress did not move."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report  # the gate's GateReport, for the run summary and lineage

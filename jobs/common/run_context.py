@@ -96,6 +96,7 @@ class RunSummary:
     steps: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)  # per gate: status, counts, report
     error: dict[str, str] | None = None
 
     @property
@@ -150,6 +151,17 @@ class RunRecorder:
     def summary_uri(self) -> str:
         """Where the summary JSON goes."""
         return f"{self.run_dir}/summary.json"
+
+    def quality(self, name: str, report_json: str, summary: dict[str, Any], page: str) -> None:
+        """Record a quality gate's result: its JSON report and the run's HTML page."""
+        folder = f"{self.run_dir}/quality"
+        write_text(f"{folder}/{name}.json", report_json)
+        write_text(f"{folder}/index.html", page)
+        self.summary.quality[name] = {
+            **summary,
+            "report": f"{folder}/{name}.json",
+            "page": f"{folder}/index.html",
+        }
 
     def input(self, stats: DatasetStats) -> None:
         """Record an input dataset."""

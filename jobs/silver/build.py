@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from jobs.common import delta_io
 from jobs.common.config import SilverTableSpec
 from jobs.common.locks import table_lock
+from jobs.common.quality import FAILED_RULES, run_gate
 from jobs.common.run_context import DatasetStats
 from jobs.silver.conform import REASON, conform
 from jobs.silver.scd2 import apply_changes
@@ -50,7 +51,7 @@ def build_silver(job: JobEnv, table: str) -> None:
             rows = delta_io.read_table(spark, bronze, version=latest)
         else:
             rows = delta_io.read_inserts_since(spark, bronze, done + 1, latest)
-        outcome = _write(job, spec, rows, target, quarantine) if rows is not None else {}
+        outcome = _write(job, table, spec, rows, target, quarantine) if rows is not None else {}
         delta_io.write_progress(spark, progress, f"silver.{table}", latest)
     run.input(
         DatasetStats(
@@ -75,7 +76,12 @@ def build_silver(job: JobEnv, table: str) -> None:
 
 
 def _write(
-    job: JobEnv, spec: SilverTableSpec, rows: DataFrame, target: str, quarantine: str
+    job: JobEnv,
+    table: str,
+    spec: SilverTableSpec,
+    rows: DataFrame,
+    target: str,
+    quarantine: str,
 ) -> dict[str, Any]:
     spark, run_id = job.spark, job.ctx.run_id
     keep = [spec.sequence_by] if spec.sequence_by and spec.sequence_by not in spec.columns else []
@@ -91,11 +97,24 @@ def _write(
                 .collect()
             }
         rows_in, rejected = sum(counts.values()), counts.get(True, 0)
+        with job.recorder.step("gate"):  # fails here, before any write
+            gate = run_gate(job, "silver", table, conformed.where(F.col(REASON).isNull()))
+        failed = conformed.where(F.col(REASON).isNotNull()).select("_record", REASON)
+        if gate.quarantined is not None:
+            failed = failed.unionByName(
+                gate.quarantined.select(
+                    "_record",
+                    F.concat(F.lit("expectation failed: "), F.array_join(FAILED_RULES, ", ")).alias(
+                        REASON
+                    ),
+                )
+            )
+        rejected += gate.report.rows_quarantined
         if rejected:
             with job.recorder.step("quarantine"):
                 delta_io.insert_new(
                     spark,
-                    conformed.where(F.col(REASON).isNotNull()).select(
+                    failed.select(
                         "_record",
                         REASON,
                         F.lit(run_id).alias("_run_id"),
@@ -104,7 +123,7 @@ def _write(
                     quarantine,
                     match=["_record", REASON],
                 )
-        good = conformed.where(F.col(REASON).isNull()).drop("_record", REASON)
+        good = gate.passed.drop("_record", REASON)
         with job.recorder.step("write"):
             written = _write_kind(job, spec, good, target, quarantine)
         applied = written.pop("rows_applied")

@@ -10,7 +10,8 @@ from pyspark.sql import SparkSession
 
 from jobs.bronze import stream_ingest
 from jobs.common.config import Settings, load_settings
-from jobs.common.delta_io import read_table
+from jobs.common.delta_io import read_table, table_exists
+from jobs.common.errors import QualityGateError
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.datagen.simulator import drop_file
@@ -111,3 +112,42 @@ def test_redelivery_is_looked_for_within_the_dedup_window_only(
     ]
     assert ids == ["e-1", "e-1"] if landed_again else ["e-1"]
     assert second.outputs[0].extra["duplicates_skipped"] == (0 if landed_again else 1)
+
+
+def test_the_bronze_gate_quarantines_by_rule_and_reports_before_the_append(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    bad_type = json.loads(event(2))
+    bad_type["event_type"] = "Page View!"
+    odd_device = json.loads(event(3))
+    odd_device["device"] = "fridge"
+    good = [event(n) for n in range(10, 40)]
+    land(lake, "behaviour_1.jsonl", [*good, json.dumps(bad_type), json.dumps(odd_device)])
+    summary = run(spark, settings, lake, 1)
+    bronze = read_table(spark, lake.table("bronze", "events_behaviour"))
+    ids = sorted(r.event_id for r in bronze.collect())
+    assert ids == sorted(["e-3", *[f"e-{n}" for n in range(10, 40)]])  # warn does not block
+    quarantine = read_table(spark, lake.table("_quarantine", "bronze_events_behaviour"))
+    assert [(json.loads(r._raw)["event_id"], r._reason) for r in quarantine.collect()] == [
+        ("e-2", "expectation failed: expect_column_values_to_match_regex(event_type)")
+    ]
+    assert (summary.rows_in, summary.rows_out, summary.rows_quarantined) == (32, 31, 1)
+    gate = summary.quality["bronze.events_behaviour"]
+    assert (gate["status"], gate["failed"], gate["rows_quarantined"]) == ("warned", 1, 1)
+    report = json.loads(Path(gate["report"]).read_text())
+    warned = [o for o in report["outcomes"] if not o["success"]]
+    assert [(o["rule"], o["unexpected_sample"]) for o in warned] == [
+        ("expect_column_values_to_be_in_set(device)", ["fridge"])
+    ]
+    assert "bronze.events_behaviour: warned" in Path(gate["page"]).read_text()
+
+
+def test_a_bronze_batch_over_the_quarantine_threshold_stops_before_the_append(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    bad = [json.loads(event(n)) | {"event_type": "Bad Type"} for n in (2, 3)]
+    land(lake, "behaviour_1.jsonl", [event(1), *map(json.dumps, bad)])
+    with pytest.raises(QualityGateError, match=r"quarantine rate 66\.67% is above the 5\.00%"):
+        run(spark, settings, lake, 1)
+    assert not table_exists(spark, lake.table("bronze", "events_behaviour"))
+    assert not table_exists(spark, lake.table("_quarantine", "bronze_events_behaviour"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -13,9 +14,10 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.common.config import Settings
-from jobs.common.delta_io import last_commit, read_table
+from jobs.common.delta_io import last_commit, read_table, table_exists
+from jobs.common.errors import QualityGateError
 from jobs.common.paths import LakePaths
-from jobs.common.run_context import RunContext, RunSummary
+from jobs.common.run_context import RunContext, RunSummary, build_run_id
 from jobs.runner import execute
 from jobs.silver.conform import conform
 from tests.conftest import PROJECT_ROOT
@@ -207,3 +209,63 @@ def test_silver_job_killed_mid_merge_then_rerun_equals_an_uninterrupted_run(
         dim_customer(spark, lake), expected, ignore_row_order=True, ignore_nullable=True
     )
     assert rerun.rows_in == 3  # the killed run recorded no progress: the rerun reads them
+
+
+def test_a_batch_failing_the_gate_writes_nothing_and_does_not_advance(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    def order(oid: str, amount: str, day: int = 1) -> tuple[object, ...]:
+        return (oid, "C1", "P1", t(1), "eur", Decimal(amount), "placed", "web", t(day), t(day))
+
+    land_bronze(spark, lake, "opdb_orders", [order("O1", "10.00")], ORDERS)
+    run(spark, settings, lake, "silver.fct_orders", 1)
+    target = lake.table("silver", "fct_orders")
+    before = last_commit(spark, target)
+    # two different states of O2 at the same time: the fail rule's compound key
+    land_bronze(
+        spark, lake, "opdb_orders", [order("O2", "5.00", 2), order("O2", "6.00", 2)], ORDERS
+    )
+    with pytest.raises(QualityGateError) as raised:
+        run(spark, settings, lake, "silver.fct_orders", 2)
+    assert str(raised.value) == (
+        "quality gate silver.fct_orders failed, nothing written:\n"
+        "  silver.fct_orders: expect_compound_columns_to_be_unique on ['order_id', "
+        "'updated_at'] expected true: 2 unexpected (100.00%), e.g. "
+        + str([{"order_id": "O2", "updated_at": t(2)}] * 2)
+    )
+    assert last_commit(spark, target) == before
+    assert not table_exists(spark, lake.table("_quarantine", "silver_fct_orders"))
+    summary = json.loads(
+        Path(
+            lake.run_dir(build_run_id("silver.fct_orders", dt.date(2026, 1, 2), 1)), "summary.json"
+        ).read_text()
+    )
+    assert summary["status"] == "FAILED"
+    assert summary["quality"]["silver.fct_orders"]["status"] == "failed"
+    # the progress did not move: the next run reads the same Bronze rows and stops again
+    with pytest.raises(QualityGateError):
+        run(spark, settings, lake, "silver.fct_orders", 3)
+    assert last_commit(spark, target) == before
+
+
+def test_rows_failing_quarantine_rules_go_to_quarantine_with_the_rule_names(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    def order(oid: str, customer: str | None, amount: str) -> tuple[object, ...]:
+        return (oid, customer, "P1", t(1), "eur", Decimal(amount), "placed", "web", t(1), t(1))
+
+    rows = [order(f"O{i}", "C1", "10.00") for i in range(40)]
+    rows += [order("BAD1", None, "10.00"), order("BAD2", "C1", "-3.00")]
+    land_bronze(spark, lake, "opdb_orders", rows, ORDERS)
+    summary = run(spark, settings, lake, "silver.fct_orders", 1)
+    quarantine = read_table(spark, lake.table("_quarantine", "silver_fct_orders"))
+    reasons = sorted((json.loads(r._record)["order_id"], r._reason) for r in quarantine.collect())
+    assert reasons == [
+        ("BAD1", "expectation failed: expect_column_values_to_not_be_null(customer_id)"),
+        ("BAD2", "expectation failed: expect_column_values_to_be_between(amount)"),
+    ]
+    stored = read_table(spark, lake.table("silver", "fct_orders")).select("order_id")
+    assert sorted(r[0] for r in stored.collect()) == sorted(f"O{i}" for i in range(40))
+    # nothing lost: rows in = rows written + rows quarantined
+    assert (summary.rows_in, summary.rows_out, summary.rows_quarantined) == (42, 40, 2)
+    assert summary.quality["silver.fct_orders"]["rows_quarantined"] == 2
