@@ -32,7 +32,7 @@ from jobs.common.delta_io import (
 from jobs.common.faults import crash_inside, crash_point
 from jobs.common.paths import LakePaths
 from jobs.common.progress import Progress
-from jobs.common.quality import FAILED_RULES, GateResult
+from jobs.common.quality import FAILED_RULES, GateResult, failure_reason
 from jobs.common.schema_drift import plan_schema_change
 
 # Change Data Feed: Silver reads only the rows each Bronze commit added.
@@ -93,7 +93,7 @@ def _with_gate_rejects(rejects: DataFrame | None, gated: DataFrame) -> DataFrame
     raw = [c for c in gated.columns if not c.startswith("_")]
     shaped = gated.select(
         F.to_json(F.struct(*[F.col(f"`{c}`") for c in raw])).alias("_raw"),
-        F.concat(F.lit("expectation failed: "), F.array_join(FAILED_RULES, ", ")).alias("_reason"),
+        failure_reason().alias("_reason"),
         F.col("_source_position"),
     )
     if rejects is None:

@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common import delta_io
@@ -128,6 +128,11 @@ class GateReport:
             "rows_quarantined": self.rows_quarantined,
             "problems": self.problems,
         }
+
+
+def failure_reason() -> Column:
+    """The quarantine ``_reason`` of a row the gate moved: its rule names."""
+    return F.concat(F.lit("expectation failed: "), F.array_join(FAILED_RULES, ", "))
 
 
 @dataclass(frozen=True)
@@ -352,13 +357,17 @@ def _foreign_key(
         )  # fmt: skip
     values = frame.select(F.col(f"`{fk.column}`").alias("v")).where("v IS NOT NULL")
     known = allowed.select(F.col(allowed.columns[0]).alias("v")).distinct()
-    orphans = values.join(known, "v", "left_anti").cache()
+    found = values.join(known.withColumn("known", F.lit(True)), "v", "left").cache()
     try:
-        total = values.count()
-        missing = orphans.count()
-        sample = [r.v for r in orphans.distinct().orderBy("v").limit(SAMPLE).collect()]
+        counts = found.agg(
+            F.count("*").alias("total"), F.count_if(F.col("known").isNull()).alias("missing")
+        ).first()
+        assert counts is not None
+        total, missing = int(counts["total"]), int(counts["missing"])
+        orphans = found.where("known IS NULL").select("v").distinct().orderBy("v")
+        sample = [r.v for r in orphans.limit(SAMPLE).collect()] if missing else []
     finally:
-        orphans.unpersist()
+        found.unpersist()
     ratio = 1 - missing / total if total else 1.0
     return ExpectationOutcome(
         rule=fk.rule,

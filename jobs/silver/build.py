@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from jobs.common import delta_io
 from jobs.common.config import SilverTableSpec
 from jobs.common.locks import table_lock
-from jobs.common.quality import FAILED_RULES, run_gate
+from jobs.common.quality import failure_reason, run_gate
 from jobs.common.run_context import DatasetStats
 from jobs.silver.conform import REASON, conform
 from jobs.silver.scd2 import apply_changes
@@ -104,9 +104,7 @@ def _write(
             failed = failed.unionByName(
                 gate.quarantined.select(
                     "_record",
-                    F.concat(F.lit("expectation failed: "), F.array_join(FAILED_RULES, ", ")).alias(
-                        REASON
-                    ),
+                    failure_reason().alias(REASON),
                 )
             )
         rejected += gate.report.rows_quarantined
