@@ -260,19 +260,33 @@ def _customer_history(spark: Any, paths: LakePaths) -> list[str]:
 
 
 def _quality_rows(summaries: list[RunSummary]) -> list[list[object]]:
-    """Per gate over the demo's days: runs by status, rows it quarantined, last page."""
+    """Per gate over the demo's days.
+
+    Runs by status, rows it quarantined, rows the Bronze->Silver reconciliation could
+    not account for, the last report page.
+    """
     gates: dict[str, dict[str, Any]] = {}
     for summary in summaries:
         for name, gate in summary.quality.items():
             row = gates.setdefault(
-                name, {"passed": 0, "warned": 0, "failed": 0, "warnings": 0, "quarantined": 0}
+                name,
+                {"passed": 0, "warned": 0, "failed": 0, "warnings": 0, "quarantined": 0},
             )
-            row[gate["status"]] = row.get(gate["status"], 0) + 1
+            status = "passed" if gate["status"] == "no-suite" else gate["status"]
+            row[status] = row.get(status, 0) + 1
             row["warnings"] += gate["failed"] if gate["status"] == "warned" else 0
             row["quarantined"] += gate["rows_quarantined"]
+            if "reconciliation" in gate:
+                unexplained = gate["reconciliation"]["unexplained"]
+                row["unexplained"] = row.get("unexplained", 0) + unexplained
             row["page"] = gate["page"]
     return [
-        [name, g["passed"], g["warned"], g["failed"], g["warnings"], g["quarantined"], g["page"]]
+        [
+            name,
+            *[g[k] for k in ("passed", "warned", "failed", "warnings", "quarantined")],
+            g.get("unexplained", "-"),
+            g["page"],
+        ]
         for name, g in sorted(gates.items(), key=lambda item: LAYERS.index(item[0].split(".")[0]))
     ]
 
@@ -348,6 +362,7 @@ def _summary(
                     "failed",
                     "warnings",
                     "rows quarantined",
+                    "unexplained rows",
                     "last report page",
                 ],
                 _quality_rows(summaries),

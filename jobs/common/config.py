@@ -146,6 +146,7 @@ class QualitySettings(_Frozen):
 
     mode: Literal["strict", "warn-only"]
     quarantine_threshold: float = Field(ge=0, le=1)
+    max_row_loss: float = Field(ge=0, le=1)
 
 
 class Settings(_Frozen):

@@ -215,6 +215,26 @@ def last_commit(spark: SparkSession, location: str) -> CommitInfo:
     return CommitInfo(int(row["version"]), str(row["operation"]), dict(metrics))
 
 
+def rows_added(spark: SparkSession, location: str, first: int, last: int) -> int:
+    """Rows the commits ``first..last`` added, by their operation metrics (append-only tables).
+
+    Read from the Delta log, not the data, so it is an independent count of what a read of
+    those versions should return.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    history = (
+        DeltaTable.forPath(spark, location).history().where(F.col("version").between(first, last))
+    )
+    total = 0
+    for row in history.select("operation", "operationMetrics").collect():
+        metrics = row["operationMetrics"] or {}
+        key = "numTargetRowsInserted" if row["operation"] == "MERGE" else "numOutputRows"
+        total += int(metrics.get(key, 0))
+    return total
+
+
 def current_version(spark: SparkSession, location: str) -> int:
     """Latest version of the table at ``location``."""
     return last_commit(spark, location).version

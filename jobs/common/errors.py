@@ -41,3 +41,11 @@ class QualityGateError(LakehouseError):
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
         self.report = report  # the gate's GateReport, for the run summary and lineage
+
+
+class ReconciliationError(QualityGateError):
+    """Rows read from a layer are not all accounted for (written, quarantined, deduplicated).
+
+    Raised before the write when the read itself lost rows; after it when the writer's
+    accounting does not add up (progress is then not recorded, so the run is retried).
+    """

@@ -33,7 +33,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common import delta_io
-from jobs.common.errors import QualityGateError
+from jobs.common.errors import QualityGateError, ReconciliationError
 from jobs.common.expectations import (
     ExpectationSpec,
     ForeignKeySpec,
@@ -102,6 +102,7 @@ class GateReport:
     status: str = "passed"  # passed | warned | failed | no-suite
     problems: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    reconciliation: Reconciliation | None = None
 
     @property
     def name(self) -> str:
@@ -117,6 +118,8 @@ class GateReport:
         """The report as JSON."""
         data = asdict(self)
         data["quarantine_rate"] = round(self.quarantine_rate, 6)
+        if self.reconciliation:
+            data["reconciliation"] = self.reconciliation.summary()
         return json.dumps(data, indent=2, default=str)
 
     def summary(self) -> dict[str, Any]:
@@ -127,6 +130,84 @@ class GateReport:
             "failed": sum(1 for o in self.outcomes if not o.success),
             "rows_quarantined": self.rows_quarantined,
             "problems": self.problems,
+            **({"reconciliation": self.reconciliation.summary()} if self.reconciliation else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Where every row a run read went: written, quarantined, or deduplicated.
+
+    ``source_rows`` comes from the source table's Delta log (rows its commits added in
+    the versions read), not from the read itself, so a read that misses rows shows.
+    ``unexplained`` = source rows - quarantined - applied - deduplicated; its share of
+    the source rows must stay within ``max_row_loss``. ``duplicate_keys`` counts keys
+    this run touched that now have more than one (current) row in the target: any is a
+    failure (primary keys are unique, 100%).
+    """
+
+    source: str
+    target: str
+    versions: tuple[int, int]
+    source_rows: int
+    rows_read: int
+    quarantined: int = 0
+    applied: int = 0
+    deduplicated: int = 0
+    duplicate_keys: int = 0
+    max_row_loss: float = 0.01
+    written: bool = False  # False: only the read side is known yet
+
+    @property
+    def unexplained(self) -> int:
+        """Rows neither written, quarantined nor deduplicated (read loss before the write)."""
+        if not self.written:
+            return self.source_rows - self.rows_read
+        return self.source_rows - self.quarantined - self.applied - self.deduplicated
+
+    @property
+    def loss_rate(self) -> float:
+        """``unexplained`` over the source rows."""
+        return self.unexplained / self.source_rows if self.source_rows else 0.0
+
+    def problems(self) -> list[str]:
+        """What does not add up, one line each."""
+        found = []
+        if abs(self.loss_rate) > self.max_row_loss:
+            first, last = self.versions
+            side = (
+                f"read {self.rows_read}"
+                if not self.written
+                else f"accounted for {self.source_rows - self.unexplained} "
+                f"(quarantined {self.quarantined}, applied {self.applied}, "
+                f"deduplicated {self.deduplicated})"
+            )
+            found.append(
+                f"{self.source} -> {self.target}: {self.source} versions {first}..{last} added "
+                f"{self.source_rows} rows, {side}: {self.unexplained} unexplained "
+                f"({self.loss_rate:.2%}, at most {self.max_row_loss:.2%} allowed)"
+            )
+        if self.duplicate_keys:
+            found.append(
+                f"{self.target}: {self.duplicate_keys} keys of this run have more than "
+                "one (current) row; primary keys must be unique"
+            )
+        return found
+
+    def summary(self) -> dict[str, Any]:
+        """The identity as numbers, for the run summary and the report."""
+        return {
+            "source": self.source,
+            "source_versions": list(self.versions),
+            "source_rows": self.source_rows,
+            "rows_read": self.rows_read,
+            "quarantined": self.quarantined,
+            "applied": self.applied,
+            "deduplicated": self.deduplicated,
+            "unexplained": self.unexplained,
+            "loss_rate": round(self.loss_rate, 6),
+            "duplicate_keys": self.duplicate_keys,
+            "checked": "read and write" if self.written else "read",
         }
 
 
@@ -255,17 +336,53 @@ def run_gate(job: JobEnv, layer: str, table: str, staged: DataFrame) -> GateResu
         report = exc.report if isinstance(exc.report, GateReport) else None
         raise
     finally:
-        if report is not None and report.status != "no-suite":
-            _REPORTS[job.ctx.run_id] = [
-                *[r for r in _REPORTS.get(job.ctx.run_id, []) if r.name != report.name],
-                report,
-            ]
-            job.recorder.quality(
-                report.name,
-                report.to_json(),
-                report.summary(),
-                render_html(_REPORTS[job.ctx.run_id]),
-            )
+        if report is not None and report.status == "no-suite":
+            _REPORTS.setdefault(job.ctx.run_id, []).append(report)  # for reconcile()
+        elif report is not None:
+            _record(job, report)
+
+
+def reconcile(job: JobEnv, layer: str, table: str, accounting: Reconciliation) -> None:
+    """Check ``accounting`` and record it in ``<layer>.<table>``'s report.
+
+    Called twice by a Silver build: before the write with the read side only (a lossy
+    read stops the job with nothing written), and after it with the writer's counts.
+
+    Raises:
+        ReconciliationError: in strict mode, when the identity does not hold.
+    """
+    name = f"{layer}.{table}"
+    reports = _REPORTS.setdefault(job.ctx.run_id, [])
+    report = next((r for r in reports if r.name == name), None)
+    if report is None:  # run_gate was not called (nothing staged)
+        report = GateReport(layer, table, job.ctx.run_id, job.settings.quality.mode, None)
+        report.status = "no-suite"
+        reports.append(report)
+    report.reconciliation = accounting
+    problems = accounting.problems()
+    report.problems.extend(problems)
+    if problems:
+        report.status = "failed" if report.mode == "strict" else "warned"
+    _record(job, report)
+    if problems and report.mode == "strict":
+        stage = (
+            "after the write, progress not recorded" if accounting.written else "nothing written"
+        )
+        raise ReconciliationError(
+            f"reconciliation {accounting.source} -> {name} failed, {stage}:\n  "
+            + "\n  ".join(problems),
+            report,
+        )
+    for problem in problems:
+        log.warning("reconciliation (warn-only mode): %s", problem)
+
+
+def _record(job: JobEnv, report: GateReport) -> None:
+    reports = _REPORTS.setdefault(job.ctx.run_id, [])
+    _REPORTS[job.ctx.run_id] = [*[r for r in reports if r.name != report.name], report]
+    job.recorder.quality(
+        report.name, report.to_json(), report.summary(), render_html(_REPORTS[job.ctx.run_id])
+    )
 
 
 def _known_values(job: JobEnv, layer: str, table: str, column: str) -> DataFrame | None:
@@ -404,6 +521,13 @@ def render_html(reports: list[GateReport]) -> str:
         if report.problems:
             items = "".join(f"<li>{html.escape(p)}</li>" for p in report.problems)
             rows.append(f"<ul class=problems>{items}</ul>")
+        if report.reconciliation:
+            numbers = report.reconciliation.summary()
+            cells = "".join(
+                f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                for k, v in numbers.items()
+            )
+            rows.append(f"<h3>reconciliation</h3><table>{cells}</table>")
         cells = "".join(
             "<tr class={}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
             "<td>{}</td></tr>".format(

@@ -11,18 +11,19 @@ no-op on replay, so a run killed anywhere is completed by the next one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.common import delta_io
 from jobs.common.config import SilverTableSpec
 from jobs.common.locks import table_lock
-from jobs.common.quality import failure_reason, run_gate
+from jobs.common.quality import Reconciliation, failure_reason, reconcile, run_gate
 from jobs.common.run_context import DatasetStats
 from jobs.silver.conform import REASON, conform
-from jobs.silver.scd2 import apply_changes
+from jobs.silver.scd2 import IS_CURRENT, apply_changes
 
 if TYPE_CHECKING:
     from jobs.registry import JobEnv
@@ -37,28 +38,29 @@ def build_silver(job: JobEnv, table: str) -> None:
     spec = job.settings.silver[table]
     bronze = paths.table("bronze", spec.source)
     target = paths.table("silver", table)
-    quarantine = paths.table("_quarantine", f"silver_{table}")
-    progress = paths.table("_control", "silver_progress")
     if not delta_io.table_exists(spark, bronze):
         run.summary.notes["skipped"] = f"bronze.{spec.source} does not exist yet"
         return
+    progress = paths.table("_control", "silver_progress")
     with table_lock(paths, f"silver.{table}", job.ctx.run_id):
         done = delta_io.read_progress(spark, progress, f"silver.{table}")
         latest = delta_io.current_version(spark, bronze)
-        if done is not None and done >= latest:
-            rows = None
-        elif done is None:
-            rows = delta_io.read_table(spark, bronze, version=latest)
-        else:
-            rows = delta_io.read_inserts_since(spark, bronze, done + 1, latest)
-        outcome = _write(job, table, spec, rows, target, quarantine) if rows is not None else {}
+        first = 0 if done is None else done + 1
+        outcome: dict[str, Any] = {}
+        if first <= latest:
+            rows = (
+                delta_io.read_table(spark, bronze, version=latest)
+                if done is None
+                else delta_io.read_inserts_since(spark, bronze, first, latest)
+            )
+            outcome = _write(job, table, spec, rows, (first, latest))
         delta_io.write_progress(spark, progress, f"silver.{table}", latest)
     run.input(
         DatasetStats(
             f"bronze.{spec.source}",
             bronze,
             rows=int(outcome.get("rows_in", 0)),
-            extra={"bronze_versions": [None if done is None else done + 1, latest]},
+            extra={"bronze_versions": [first, latest]},
         )
     )
     run.output(
@@ -80,10 +82,12 @@ def _write(
     table: str,
     spec: SilverTableSpec,
     rows: DataFrame,
-    target: str,
-    quarantine: str,
+    versions: tuple[int, int],
 ) -> dict[str, Any]:
-    spark, run_id = job.spark, job.ctx.run_id
+    """Conform, gate, quarantine and write one batch of Bronze rows; reconcile the counts."""
+    spark, run_id, paths = job.spark, job.ctx.run_id, job.paths
+    target = paths.table("silver", table)
+    quarantine = paths.table("_quarantine", f"silver_{table}")
     keep = [spec.sequence_by] if spec.sequence_by and spec.sequence_by not in spec.columns else []
     required = [*spec.keys, *([spec.sequence_by] if spec.sequence_by else [])]
     conformed = rows.transform(conform(spec.columns, required, keep)).cache()
@@ -97,8 +101,17 @@ def _write(
                 .collect()
             }
         rows_in, rejected = sum(counts.values()), counts.get(True, 0)
+        accounting = Reconciliation(
+            source=f"bronze.{spec.source}",
+            target=f"silver.{table}",
+            versions=versions,
+            source_rows=delta_io.rows_added(spark, paths.table("bronze", spec.source), *versions),
+            rows_read=rows_in,
+            max_row_loss=job.settings.quality.max_row_loss,
+        )
         with job.recorder.step("gate"):  # fails here, before any write
             gate = run_gate(job, "silver", table, conformed.where(F.col(REASON).isNull()))
+            reconcile(job, "silver", table, accounting)
         failed = conformed.where(F.col(REASON).isNotNull()).select("_record", REASON)
         if gate.quarantined is not None:
             failed = failed.unionByName(
@@ -124,13 +137,46 @@ def _write(
         good = gate.passed.drop("_record", REASON)
         with job.recorder.step("write"):
             written = _write_kind(job, spec, good, target, quarantine)
-        applied = written.pop("rows_applied")
+        applied, deduplicated = written.pop("rows_applied"), written.pop("rows_deduplicated")
         written["rows_quarantined"] = rejected + written.get("rows_quarantined", 0)
-        # rows that changed nothing: exact duplicates, or older than what is stored
-        written["duplicates_skipped"] = rows_in - written["rows_quarantined"] - applied
+        written["duplicates_skipped"] = deduplicated  # changed nothing: seen, superseded, older
+        with job.recorder.step("reconcile"):
+            reconcile(
+                job,
+                "silver",
+                table,
+                replace(
+                    accounting,
+                    quarantined=written["rows_quarantined"],
+                    applied=applied,
+                    deduplicated=deduplicated,
+                    duplicate_keys=_duplicate_keys(spark, spec, good, target),
+                    written=True,
+                ),
+            )
         return {"rows_in": rows_in, **written}
     finally:
         conformed.unpersist()
+
+
+def _duplicate_keys(
+    spark: SparkSession, spec: SilverTableSpec, batch: DataFrame, target: str
+) -> int:
+    """Keys of ``batch`` that have more than one row (SCD2: current row) in ``target``."""
+    if not delta_io.table_exists(spark, target):
+        return 0
+    keys = [F.col(f"`{k}`") for k in spec.keys]
+    stored = delta_io.read_table(spark, target)
+    if spec.kind == "scd2":
+        stored = stored.where(F.col(IS_CURRENT))
+    touched = batch.select(*keys).distinct()
+    return (
+        stored.join(touched, on=list(spec.keys), how="left_semi")
+        .groupBy(*keys)
+        .count()
+        .where("count > 1")
+        .count()
+    )
 
 
 def _write_kind(
@@ -158,6 +204,7 @@ def _write_kind(
             + result.rows_deleted,
             "rows_quarantined": result.rows_quarantined,
             "rows_applied": result.events_new,
+            "rows_deduplicated": result.duplicates_skipped,
             "version": result.version,
             "scd2": {
                 "events_new": result.events_new,
@@ -169,6 +216,11 @@ def _write_kind(
                 "versions_deleted": result.rows_deleted,
             },
         }
+    counts = good.select(
+        F.count("*").alias("rows"), F.count_distinct(*[F.col(f"`{k}`") for k in spec.keys])
+    ).first()
+    assert counts is not None
+    batch_rows, batch_keys = int(counts[0]), int(counts[1])
     if spec.kind == "latest":
         assert spec.sequence_by is not None
         commit = delta_io.merge_latest(
@@ -191,8 +243,13 @@ def _write_kind(
             merge_schema=True,
             properties=SILVER_PROPERTIES,
         )
+    # the MERGE sees one row per key that is newer than (latest) or absent from (first)
+    # the table; the others are superseded within the batch or already stored
+    merged = commit.metric("numSourceRows")
     return {
         "rows_written": commit.rows_written,
-        "rows_applied": commit.rows_written,
+        "rows_applied": commit.metric("numTargetRowsInserted")
+        + commit.metric("numTargetRowsUpdated"),
+        "rows_deduplicated": (batch_rows - batch_keys) + (batch_keys - merged),
         "version": commit.version,
     }

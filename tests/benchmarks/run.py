@@ -25,6 +25,7 @@ from jobs.common.paths import resolve_lake_paths
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import BASE_VOLUMES, GeneratorParams, generate
 from tests.benchmarks.bronze import bench_bronze
+from tests.benchmarks.quality import bench_quality
 from tests.benchmarks.scd2 import bench_scd2
 
 EVENT_SCHEMA = (
@@ -105,7 +106,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--parts", default="bronze,scd2", help="comma list of: bronze, scd2 (B always runs)"
+        "--parts",
+        default="quality,bronze,scd2",
+        help="comma list of: quality, bronze, scd2 (B always runs)",
     )
     args = parser.parse_args()
 
@@ -126,8 +129,10 @@ def main() -> int:
     }
     dvp = results["delta_vs_parquet"]
     assert isinstance(dvp, dict)
-    frame.unpersist()
     parts = set(args.parts.split(","))
+    if "quality" in parts:
+        results["quality"] = bench_quality(spark, frame, work / "quality", args.repeats)
+    frame.unpersist()
     baseline = float(dvp["baseline_parquet_write_s"])
     if "bronze" in parts:
         results["bronze"] = bench_bronze(spark, settings, work / "bronze", args.rows, baseline)
@@ -148,6 +153,9 @@ def main() -> int:
         f"{dvp['diagnostic_delta_append_no_stats_s']:.2f}s   "
         f"ratio {dvp['diagnostic_no_stats_over_parquet']:.2f} x B"
     )
+    quality = results.get("quality")
+    if isinstance(quality, dict):
+        _print_quality(quality)
     bronze = results.get("bronze")
     if isinstance(bronze, dict):
         _print_bronze(args.rows, bronze)
@@ -156,6 +164,19 @@ def main() -> int:
         _print_scd2(scd2)
     print(f"results: {work / 'results.json'}")
     return 0
+
+
+def _print_quality(quality: dict[str, Any]) -> None:
+    print(
+        f"Quality gate ({quality['expectations']} checks incl. a foreign key, "
+        f"{quality['rows_checked']:,} rows, {quality['rows_quarantined']:,} quarantined):"
+    )
+    print(
+        f"     gate                  {quality['gate_s']:>7.2f}s   "
+        f"ratio {quality['gate_over_write']:.2f} x the write "
+        f"(first call, GX set-up included: {quality['gate_first_call_s']:.2f}s)"
+    )
+    print(f"     Delta write of the rows {quality['write_s']:>5.2f}s")
 
 
 def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:

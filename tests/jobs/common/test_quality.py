@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from jobs.common.errors import ConfigError, QualityGateError
 from jobs.common.expectations import load_suite
-from jobs.common.quality import FAILED_RULES, check
+from jobs.common.quality import FAILED_RULES, Reconciliation, check
 
 ORDERS = "order_id STRING, customer_id STRING, amount DOUBLE, currency STRING"
 SUITE = """
@@ -209,4 +209,28 @@ foreign_keys:
     result = check(suite, passing, mode="strict", references=refs, **kwargs)  # type: ignore[arg-type]
     assert [(o.rule, o.success, o.observed) for o in result.report.outcomes] == [
         ("foreign_key(customer_id -> silver.dim_customer.customer_id)", True, 1.0)
+    ]
+
+
+def test_reconciliation_names_unexplained_rows_and_duplicate_keys() -> None:
+    read = Reconciliation("bronze.o", "silver.o", (3, 5), source_rows=1000, rows_read=995)
+    assert read.problems() == []  # 0.5% lost by the read: within the 1% allowed
+    assert read.unexplained == 5
+    written = Reconciliation(
+        "bronze.o", "silver.o", (3, 5), source_rows=1000, rows_read=1000,
+        quarantined=10, applied=900, deduplicated=60, duplicate_keys=2, written=True,
+    )  # fmt: skip
+    assert written.problems() == [
+        "bronze.o -> silver.o: bronze.o versions 3..5 added 1000 rows, accounted for 970 "
+        "(quarantined 10, applied 900, deduplicated 60): 30 unexplained (3.00%, at most "
+        "1.00% allowed)",
+        "silver.o: 2 keys of this run have more than one (current) row; primary keys "
+        "must be unique",
+    ]
+    # more rows accounted for than arrived is as wrong as fewer
+    assert Reconciliation(
+        "b", "s", (0, 0), source_rows=10, rows_read=10, applied=11, written=True
+    ).problems() == [
+        "b -> s: b versions 0..0 added 10 rows, accounted for 11 (quarantined 0, applied 11, "
+        "deduplicated 0): -1 unexplained (-10.00%, at most 1.00% allowed)"
     ]

@@ -14,8 +14,9 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.common.config import Settings
+from jobs.common import delta_io
 from jobs.common.delta_io import last_commit, read_table, table_exists
-from jobs.common.errors import QualityGateError
+from jobs.common.errors import QualityGateError, ReconciliationError
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary, build_run_id
 from jobs.runner import execute
@@ -269,3 +270,82 @@ def test_rows_failing_quarantine_rules_go_to_quarantine_with_the_rule_names(
     # nothing lost: rows in = rows written + rows quarantined
     assert (summary.rows_in, summary.rows_out, summary.rows_quarantined) == (42, 40, 2)
     assert summary.quality["silver.fct_orders"]["rows_quarantined"] == 2
+
+
+def test_reconciliation_accounts_for_every_bronze_row(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    def order(oid: str, day: int, *, currency: str = "eur", amount: str = "10.00"):
+        return (oid, "C1", "P1", t(1), currency, Decimal(amount), "placed", "web", t(day), t(day))
+
+    land_bronze(spark, lake, "opdb_orders", [order("O1", 2), order("O2", 2)], ORDERS)
+    run(spark, settings, lake, "silver.fct_orders", 2)
+    day3 = [
+        order("O1", 3),  # applied: newer than stored
+        order("O1", 4),  # ... and superseded within the batch by this one
+        order("O2", 1),  # older than stored: changes nothing
+        order("O3", 3, currency="zzz"),  # does not conform: quarantined
+        order("O4", 3, amount="-1.00"),  # fails a quarantine rule
+        order("O5", 3),  # new
+        *[order(f"N{i}", 3) for i in range(30)],  # new (and the quarantine rate under 5%)
+    ]
+    land_bronze(spark, lake, "opdb_orders", day3, ORDERS)
+    summary = run(spark, settings, lake, "silver.fct_orders", 3)
+    assert summary.quality["silver.fct_orders"]["reconciliation"] == {
+        "source": "bronze.opdb_orders",
+        "source_versions": [1, 1],
+        "source_rows": 36,
+        "rows_read": 36,
+        "quarantined": 2,
+        "applied": 32,
+        "deduplicated": 2,
+        "unexplained": 0,
+        "loss_rate": 0.0,
+        "duplicate_keys": 0,
+        "checked": "read and write",
+    }
+    assert summary.quality["silver.fct_orders"]["status"] == "passed"
+
+
+def test_a_read_that_loses_bronze_rows_stops_before_the_write(
+    spark: SparkSession, settings: Settings, lake: LakePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def order(oid: str, day: int) -> tuple[object, ...]:
+        return (oid, "C1", "P1", t(1), "eur", Decimal("1.00"), "placed", "web", t(day), t(day))
+
+    land_bronze(spark, lake, "opdb_orders", [order("O1", 1)], ORDERS)
+    run(spark, settings, lake, "silver.fct_orders", 1)
+    target = lake.table("silver", "fct_orders")
+    before = last_commit(spark, target)
+    land_bronze(spark, lake, "opdb_orders", [order(f"N{i}", 2) for i in range(50)], ORDERS)
+    read = delta_io.read_inserts_since  # a faulty read: one row in 50 goes missing
+    monkeypatch.setattr(
+        delta_io, "read_inserts_since", lambda *a: read(*a).where("order_id != 'N7'")
+    )
+    with pytest.raises(ReconciliationError) as raised:
+        run(spark, settings, lake, "silver.fct_orders", 2)
+    assert str(raised.value) == (
+        "reconciliation bronze.opdb_orders -> silver.fct_orders failed, nothing written:\n"
+        "  bronze.opdb_orders -> silver.fct_orders: bronze.opdb_orders versions 1..1 added "
+        "50 rows, read 49: 1 unexplained (2.00%, at most 1.00% allowed)"
+    )
+    assert last_commit(spark, target) == before
+    monkeypatch.undo()  # the read is repaired: the same rows are read again, all of them
+    summary = run(spark, settings, lake, "silver.fct_orders", 3)
+    assert summary.quality["silver.fct_orders"]["reconciliation"]["applied"] == 50
+
+
+def test_a_key_stored_twice_fails_the_run_after_the_write_and_keeps_the_progress(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    schema = "event_id STRING, customer_id STRING, event_type STRING, event_ts TIMESTAMP"
+    land_bronze(spark, lake, "events_behaviour", [("E1", "C1", "view", t(1))], schema)
+    run(spark, settings, lake, "silver.fct_events", 1)
+    target = lake.table("silver", "fct_events")
+    stored = read_table(spark, target)
+    stored.write.format("delta").mode("append").save(target)  # a writer outside the job
+    land_bronze(spark, lake, "events_behaviour", [("E1", "C1", "view", t(1))], schema)
+    with pytest.raises(ReconciliationError, match="1 keys of this run have more than"):
+        run(spark, settings, lake, "silver.fct_events", 2)
+    progress = read_table(spark, lake.table("_control", "silver_progress"))
+    assert [r.position for r in progress.where("name = 'silver.fct_events'").collect()] == [0]
