@@ -32,6 +32,7 @@ from jobs.common.errors import QualityGateError
 from jobs.common.locks import table_lock
 from jobs.common.quality import run_gate
 from jobs.common.run_context import DatasetStats
+from jobs.common.spark import jvm_log_level
 
 if TYPE_CHECKING:
     from jobs.registry import JobEnv
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # SPARK-57438: the NullPointerException the Kafka source throws reporting progress after
 # it replayed an uncommitted batch (fixed upstream after Spark 4.1.1).
+STREAM_EXECUTION_LOGGER = "org.apache.spark.sql.execution.streaming"
 _KAFKA_REPLAY_METRICS_NPE = 'because the return value of "scala.Option.get()" is null'
 
 
@@ -116,7 +118,13 @@ def ingest_stream(job: JobEnv, source: str, entity: str) -> None:
             .start()
         )
 
-    with table_lock(job.paths, f"bronze.{target.table}", ctx.run_id), run.step("stream"):
+    with (
+        table_lock(job.paths, f"bronze.{target.table}", ctx.run_id),
+        run.step("stream"),
+        # a failing batch is re-raised below with its own message; Spark would also log
+        # it as an ERROR with a py4j traceback several screens long
+        jvm_log_level(job.spark, STREAM_EXECUTION_LOGGER, "FATAL"),
+    ):
         try:
             run_available_now(start, kafka_source=spec.type == "kafka")
         except StreamingQueryException:

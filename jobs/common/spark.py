@@ -15,7 +15,8 @@ driver memory       from config                          job submission paramete
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,3 +130,17 @@ def runtime_versions(session: SparkSession) -> dict[str, str]:
         package = jvm.java.lang.Class.forName("io.delta.tables.DeltaTable").getPackage()
         delta = str(package.getImplementationVersion() or "unknown")
     return {"spark": str(session.version), "delta": delta}
+
+
+@contextmanager
+def jvm_log_level(session: SparkSession, logger: str, level: str) -> Iterator[None]:
+    """Set a JVM (log4j2) logger's level inside the block, then restore it."""
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    config = jvm.org.apache.logging.log4j.core.config.Configurator
+    before = jvm.org.apache.logging.log4j.LogManager.getLogger(logger).getLevel()
+    config.setLevel(logger, jvm.org.apache.logging.log4j.Level.toLevel(level))
+    try:
+        yield
+    finally:
+        config.setLevel(logger, before)

@@ -168,15 +168,23 @@ def main() -> int:
 
 def _print_quality(quality: dict[str, Any]) -> None:
     print(
-        f"Quality gate ({quality['expectations']} checks incl. a foreign key, "
-        f"{quality['rows_checked']:,} rows, {quality['rows_quarantined']:,} quarantined):"
+        f"Quality gate ({quality['checks']} checks incl. unique and a foreign key, "
+        f"{quality['rows_checked']:,} rows):"
     )
     print(
         f"     gate                  {quality['gate_s']:>7.2f}s   "
-        f"ratio {quality['gate_over_write']:.2f} x the write "
-        f"(first call, GX set-up included: {quality['gate_first_call_s']:.2f}s)"
+        f"(first call, GX set-up included: {quality['gate_first_call_s']:.2f}s; "
+        f"GX validation {quality['diagnostic_gx_validation_s']:.2f}s, "
+        f"foreign key {quality['diagnostic_foreign_key_s']:.2f}s)"
     )
-    print(f"     Delta write of the rows {quality['write_s']:>5.2f}s")
+    print(
+        f"     vs Delta append       {quality['delta_append_s']:>7.2f}s   "
+        f"ratio {quality['gate_over_delta_append']:.2f}"
+    )
+    print(
+        f"     vs Silver insert_new  {quality['silver_insert_new_s']:>7.2f}s   "
+        f"ratio {quality['gate_over_silver_write']:.2f}"
+    )
 
 
 def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:

@@ -151,3 +151,22 @@ def test_a_bronze_batch_over_the_quarantine_threshold_stops_before_the_append(
         run(spark, settings, lake, 1)
     assert not table_exists(spark, lake.table("bronze", "events_behaviour"))
     assert not table_exists(spark, lake.table("_quarantine", "bronze_events_behaviour"))
+    # every rerun stops on the same batch (it is pending in the stream checkpoint)
+    with pytest.raises(QualityGateError):
+        run(spark, settings, lake, 2)
+    # docs/runbooks/failed-quality-gate.md, option B: accept the batch into quarantine
+    accept = settings.model_copy(
+        update={"quality": settings.quality.model_copy(update={"quarantine_threshold": 1.0})}
+    )
+    summary = run(spark, accept, lake, 2)
+    assert summary.quality["bronze.events_behaviour"]["rows_quarantined"] == 2
+    stored = read_table(spark, lake.table("bronze", "events_behaviour"))
+    assert [r.event_id for r in stored.collect()] == ["e-1"]
+    quarantine = read_table(spark, lake.table("_quarantine", "bronze_events_behaviour"))
+    assert sorted((json.loads(r._raw)["event_id"], r._reason) for r in quarantine.collect()) == [
+        ("e-2", "expectation failed: expect_column_values_to_match_regex(event_type)"),
+        ("e-3", "expectation failed: expect_column_values_to_match_regex(event_type)"),
+    ]
+    # the pipeline moves on with the normal threshold
+    land(lake, "behaviour_3.jsonl", [event(4)])
+    assert run(spark, settings, lake, 3).rows_out == 1

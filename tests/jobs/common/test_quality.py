@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.errors import ConfigError, QualityGateError
-from jobs.common.expectations import load_suite
+from jobs.common.expectations import load_suite, row_check
 from jobs.common.quality import FAILED_RULES, Reconciliation, check
 
 ORDERS = "order_id STRING, customer_id STRING, amount DOUBLE, currency STRING"
@@ -234,3 +234,48 @@ def test_reconciliation_names_unexplained_rows_and_duplicate_keys() -> None:
         "b -> s: b versions 0..0 added 10 rows, accounted for 11 (quarantined 0, applied 11, "
         "deduplicated 0): -1 unexplained (-10.00%, at most 1.00% allowed)"
     ]
+
+
+ROW_RULES = """
+expectations:
+  - {type: expect_column_values_to_not_be_null, kwargs: {column: s}, action: warn}
+  - {type: expect_column_values_to_be_null, kwargs: {column: s}, action: warn}
+  - type: expect_column_values_to_be_between
+    kwargs: {column: a, min_value: 0, max_value: 10}
+    action: warn
+  - {type: expect_column_values_to_be_in_set, kwargs: {column: s, value_set: [x, y]}, action: warn}
+  - {type: expect_column_values_to_not_be_in_set, kwargs: {column: s, value_set: [x]}, action: warn}
+  - {type: expect_column_values_to_match_regex, kwargs: {column: s, regex: '^x'}, action: warn}
+  - {type: expect_column_values_to_not_match_regex, kwargs: {column: s, regex: 'z$'}, action: warn}
+  - type: expect_column_value_lengths_to_be_between
+    kwargs: {column: s, min_value: 1, max_value: 2}
+    action: warn
+  - type: expect_column_pair_values_a_to_be_greater_than_b
+    kwargs: {column_A: a, column_B: b, or_equal: true}
+    action: warn
+"""
+
+
+def test_quarantine_predicates_agree_with_great_expectations(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Each row-level rule's Spark predicate fails exactly the rows GX counts unexpected."""
+    (tmp_path / "expectations" / "silver").mkdir(parents=True)
+    (tmp_path / "expectations" / "silver" / "rules.yaml").write_text(ROW_RULES)
+    suite = load_suite(tmp_path, "silver", "rules")
+    assert suite is not None
+    frame = spark.createDataFrame(
+        [(5, "x", 1), (11, "xz", 20), (None, None, None), (-1, "yyy", -5), (3, "", 3),
+         (7, "z", None), (None, "y", 2)],
+        "a INT, s STRING, b INT",
+    )  # fmt: skip
+    result = check(
+        suite, frame, run_id="r", layer="silver", table="rules", mode="strict",
+        quarantine_threshold=0.05,
+    )  # fmt: skip
+    by_rule = {o.rule: o.unexpected_count for o in result.report.outcomes}
+    ours = {
+        spec.rule: frame.where(~row_check(spec).passes).count() for spec in suite.expectations
+    }
+    assert by_rule == ours
+    assert set(ours.values()) != {0}  # the rows do break rules
