@@ -238,21 +238,42 @@ def test_reconciliation_names_unexplained_rows_and_duplicate_keys() -> None:
 
 ROW_RULES = """
 expectations:
-  - {type: expect_column_values_to_not_be_null, kwargs: {column: s}, action: warn}
-  - {type: expect_column_values_to_be_null, kwargs: {column: s}, action: warn}
+  - type: expect_column_values_to_not_be_null
+    kwargs: {column: s}
+    action: warn
+    description: d
+  - type: expect_column_values_to_be_null
+    kwargs: {column: s}
+    action: warn
+    description: d
   - type: expect_column_values_to_be_between
     kwargs: {column: a, min_value: 0, max_value: 10}
     action: warn
-  - {type: expect_column_values_to_be_in_set, kwargs: {column: s, value_set: [x, y]}, action: warn}
-  - {type: expect_column_values_to_not_be_in_set, kwargs: {column: s, value_set: [x]}, action: warn}
-  - {type: expect_column_values_to_match_regex, kwargs: {column: s, regex: '^x'}, action: warn}
-  - {type: expect_column_values_to_not_match_regex, kwargs: {column: s, regex: 'z$'}, action: warn}
+    description: d
+  - type: expect_column_values_to_be_in_set
+    kwargs: {column: s, value_set: [x, y]}
+    action: warn
+    description: d
+  - type: expect_column_values_to_not_be_in_set
+    kwargs: {column: s, value_set: [x]}
+    action: warn
+    description: d
+  - type: expect_column_values_to_match_regex
+    kwargs: {column: s, regex: '^x'}
+    action: warn
+    description: d
+  - type: expect_column_values_to_not_match_regex
+    kwargs: {column: s, regex: 'z$'}
+    action: warn
+    description: d
   - type: expect_column_value_lengths_to_be_between
     kwargs: {column: s, min_value: 1, max_value: 2}
     action: warn
+    description: d
   - type: expect_column_pair_values_a_to_be_greater_than_b
     kwargs: {column_A: a, column_B: b, or_equal: true}
     action: warn
+    description: d
 """
 
 

@@ -13,8 +13,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.common.config import Settings
 from jobs.common import delta_io
+from jobs.common.config import Settings
 from jobs.common.delta_io import last_commit, read_table, table_exists
 from jobs.common.errors import QualityGateError, ReconciliationError
 from jobs.common.paths import LakePaths
