@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from jobs.common.errors import QualityGateError
 from jobs.common.logs import log_context
 from jobs.common.paths import LakePaths
 from jobs.common.storage import write_text
@@ -198,7 +199,9 @@ def job_run(ctx: RunContext, paths: LakePaths) -> Iterator[RunRecorder]:
         except BaseException as exc:
             recorder.summary.status = "FAILED"
             recorder.summary.error = {"type": type(exc).__name__, "message": str(exc)}
-            log.error("run failed: %s", exc, exc_info=not isinstance(exc, KeyboardInterrupt))
+            # a gate's message is complete (its report has the rest): no traceback for it
+            quiet = isinstance(exc, (KeyboardInterrupt, QualityGateError))
+            log.error("run failed: %s", exc, exc_info=not quiet)
             raise
         else:
             recorder.summary.status = "SUCCEEDED"
