@@ -185,7 +185,8 @@ def _broken_batch(settings: Settings, paths: LakePaths, spark: Any, day: date, e
         echo(f"  {table}: Delta version {version} -> {after[table]}")
     echo(f"  report: {paths.run_dir(ctx.run_id)}/quality/index.html")
     echo("  The stream checkpoint did not commit the batch; every rerun stops on it until it")
-    echo("  is accepted into quarantine or the rule is changed: docs/runbooks/failed-quality-gate.md")
+    echo("  is accepted into quarantine or the rule is changed:")
+    echo("  docs/runbooks/failed-quality-gate.md")
     return 0 if after == before else 1
 
 
