@@ -2,7 +2,7 @@
 
 Bronze jobs are generated from ``config/sources.yaml``: one job per source entity,
 named ``bronze.<source>_<entity>`` like the table it writes. Silver jobs come from
-``config/tables.yaml``: ``silver.<table>``.
+``config/tables.yaml``: ``silver.<table>``. Gold: ``gold.customer_360``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
     """Every job for ``settings``, in daily run order."""
     from jobs.bronze.ingest import bronze_table_name, ingest
     from jobs.bronze.stream_ingest import ingest_stream
+    from jobs.gold.build import build_customer_360
     from jobs.silver.build import build_silver
 
     specs = [
@@ -85,6 +86,14 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
                 daily=True,
             )
         )
+    specs.append(
+        JobSpec(
+            "gold.customer_360",
+            "customer-360 metrics as of the logical date (incremental from Silver's change feed)",
+            build_customer_360,
+            daily=True,
+        )
+    )
     return {spec.name: spec for spec in specs}
 
 

@@ -141,6 +141,46 @@ class SilverTableSpec(_Frozen):
     track_history_except_columns: list[str] | None = None
 
 
+class SegmentRuleSettings(_Frozen):
+    """An RFM segment: inclusive score ranges (absent: 1-5)."""
+
+    name: str
+    r: tuple[int, int] = (1, 5)
+    f: tuple[int, int] = (1, 5)
+    m: tuple[int, int] = (1, 5)
+
+
+class ChurnRiskSettings(_Frozen):
+    """``churn_risk`` thresholds (see ``jobs.gold.customer_360.churn_risk``)."""
+
+    high_after_days: int = Field(gt=0)
+    medium_after_days: int = Field(gt=0)
+    engaged_events_30d: int = Field(ge=0)
+    unhappy_csat: float = Field(ge=1, le=5)
+
+
+class Customer360Settings(_Frozen):
+    """``gold.customer_360``: the documented, configurable parts of its metrics."""
+
+    rfm_segments: list[SegmentRuleSettings]
+    rfm_default: str
+    churn_risk: ChurnRiskSettings
+
+
+class MaintenanceSettings(_Frozen):
+    """OPTIMIZE / VACUUM of every table (the maintenance job)."""
+
+    vacuum_retention_hours: int = Field(ge=0)
+    zorder_by: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class GoldSettings(_Frozen):
+    """Gold tables."""
+
+    customer_360: Customer360Settings
+    maintenance: MaintenanceSettings
+
+
 class QualitySettings(_Frozen):
     """Quality gates (``jobs.common.quality``): suites in ``config/expectations/``."""
 
@@ -163,6 +203,7 @@ class Settings(_Frozen):
     sources: dict[str, SourceSpec]
     quality: QualitySettings
     silver: dict[str, SilverTableSpec] = Field(default_factory=dict)
+    gold: GoldSettings
     config_dir: str = str(DEFAULT_CONFIG_DIR)  # where the files came from (suites live there)
 
 

@@ -1,0 +1,309 @@
+"""The Gold job: ``gold.customer_360`` as of the run's logical date D, incrementally.
+
+The first run (and any run whose rules changed, or that goes back in time) computes
+every customer's metrics from Silver. Later runs recompute only the customers whose
+metrics can have changed since the last run (at D') and reuse the stored metrics of
+the others:
+
+- customers in any row that Silver's Change Data Feed shows changed since the Silver
+  versions the last run read (dim_customer, fct_orders, fct_returns, fct_events,
+  fct_support_cases); for ``fx_rates`` changes, customers with orders or returns in
+  that currency on or after the changed rate's date;
+- when D moved: customers with facts timestamped in (D', D] (orders, returns, cases,
+  events, and dim_customer versions starting or ending then), and customers with
+  events leaving the 30-day window (D'-29 .. D-30).
+
+The metrics that depend on the whole population or on D alone (days since the last
+order, RFM quintiles, churn risk) are then derived for every customer from the stored
+and recomputed base metrics (a projection of one row per customer), the gate runs,
+and one MERGE applies the rows that differ (and deletes customers no longer in the
+population). The Silver versions read, D and the rules' hash travel in that commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.common import delta_io
+from jobs.common.locks import table_lock
+from jobs.common.quality import failure_reason, run_gate
+from jobs.common.run_context import DatasetStats
+from jobs.gold.customer_360 import (
+    BASE_COLUMNS,
+    ChurnRules,
+    Customer360Rules,
+    SegmentRule,
+    Silver,
+    base_metrics,
+    customer_360,
+)
+
+if TYPE_CHECKING:
+    from jobs.common.config import Customer360Settings
+    from jobs.registry import JobEnv
+
+TABLE = "customer_360"
+STATE_KEY = "gold_customer_360"
+INPUTS = {
+    "customers": "dim_customer",
+    "orders": "fct_orders",
+    "returns": "fct_returns",
+    "events": "fct_events",
+    "cases": "fct_support_cases",
+    "fx": "fx_rates",
+}
+# columns that decide whether a stored row changed (not the run's bookkeeping)
+IGNORED = {"_run_id", "_updated_at"}
+GOLD_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
+
+
+def rules_from(settings: Customer360Settings) -> Customer360Rules:
+    """The metric rules as plain values (transformations never see the config)."""
+    return Customer360Rules(
+        rfm_segments=tuple(
+            SegmentRule(s.name, tuple(s.r), tuple(s.f), tuple(s.m))  # type: ignore[arg-type]
+            for s in settings.rfm_segments
+        ),
+        rfm_default=settings.rfm_default,
+        churn=ChurnRules(**settings.churn_risk.model_dump()),
+    )
+
+
+def _rules_hash(rules: Customer360Rules) -> str:
+    return hashlib.sha256(json.dumps(asdict(rules), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_customer_360(job: JobEnv) -> None:
+    """Bring ``gold.customer_360`` to the run's logical date."""
+    spark, paths, run = job.spark, job.paths, job.recorder
+    as_of = job.ctx.logical_date
+    rules = rules_from(job.settings.gold.customer_360)
+    locations = {name: paths.table("silver", table) for name, table in INPUTS.items()}
+    missing = [INPUTS[n] for n, loc in locations.items() if not delta_io.table_exists(spark, loc)]
+    if missing:
+        run.summary.notes["skipped"] = f"silver tables missing: {', '.join(sorted(missing))}"
+        return
+    target = paths.table("gold", TABLE)
+    with table_lock(paths, f"gold.{TABLE}", job.ctx.run_id):
+        versions = {n: delta_io.current_version(spark, loc) for n, loc in locations.items()}
+        silver = Silver(
+            **{
+                n: delta_io.read_table(spark, loc, version=versions[n])
+                for n, loc in locations.items()
+            }
+        )
+        state = (
+            delta_io.last_user_metadata(spark, target, STATE_KEY)
+            if delta_io.table_exists(spark, target)
+            else None
+        )
+        reason = _full_rebuild_reason(state, as_of, rules)
+        with run.step("metrics"):
+            if reason:
+                base = base_metrics(silver, as_of)
+                touched_count = None
+            else:
+                assert state is not None
+                touched = _touched(spark, silver, locations, state, versions, as_of).cache()
+                touched_count = touched.count()
+                fresh = base_metrics(_restricted(silver, touched), as_of)
+                kept = (
+                    delta_io.read_table(spark, target)
+                    .select(*BASE_COLUMNS)
+                    .join(touched, "customer_id", "left_anti")
+                )
+                base = kept.unionByName(fresh)
+            rows = base.transform(customer_360(as_of, rules, job.ctx.run_id)).cache()
+        try:
+            with run.step("gate"):  # fails here, before the MERGE
+                gate = run_gate(job, "gold", TABLE, rows)
+            if gate.quarantined is not None and gate.report.rows_quarantined:
+                # a customer failing a quarantine rule is not published (and leaves gold)
+                delta_io.insert_new(
+                    spark,
+                    gate.quarantined.select(
+                        F.to_json(F.struct(*rows.columns)).alias("_record"),
+                        failure_reason().alias("_reason"),
+                        F.lit(job.ctx.run_id).alias("_run_id"),
+                        F.current_timestamp().alias("_quarantined_at"),
+                    ),
+                    paths.table("_quarantine", f"gold_{TABLE}"),
+                    match=["_record", "_reason"],
+                )
+            with run.step("write"):
+                commit, changes = _apply(
+                    spark,
+                    gate.passed,
+                    target,
+                    {STATE_KEY: {"as_of": as_of.isoformat(), "versions": versions,
+                                 "rules": _rules_hash(rules)}},
+                )  # fmt: skip
+            population = rows.count()
+        finally:
+            rows.unpersist()
+    for name, location in locations.items():
+        run.input(
+            DatasetStats(f"silver.{INPUTS[name]}", location, extra={"version": versions[name]})
+        )
+    run.output(
+        DatasetStats(
+            f"gold.{TABLE}",
+            target,
+            rows=commit.rows_written,
+            delta_version=commit.version,
+            extra={
+                "mode": f"full ({reason})" if reason else "incremental",
+                "customers": population,
+                "customers_recomputed": population if touched_count is None else touched_count,
+                **changes,
+                "as_of_date": as_of.isoformat(),
+            },
+        )
+    )
+    delta_io.register_table(spark, "gold", TABLE, target)
+
+
+def _full_rebuild_reason(
+    state: dict[str, Any] | None, as_of: dt.date, rules: Customer360Rules
+) -> str | None:
+    if state is None:
+        return "first build"
+    if state.get("rules") != _rules_hash(rules):
+        return "rules changed"
+    if dt.date.fromisoformat(state["as_of"]) > as_of:
+        return f"as of {as_of} is before the last build ({state['as_of']})"
+    if set(state.get("versions", {})) != set(INPUTS):
+        return "inputs changed"
+    return None
+
+
+def _changed_since(spark: SparkSession, location: str, since: int, until: int) -> DataFrame:
+    """Rows of every change (insert, update, delete) in versions ``since+1 .. until``."""
+    if since >= until:
+        return delta_io.read_table(spark, location).limit(0)
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", since + 1)
+        .option("endingVersion", until)
+        .load(location)
+    )
+
+
+def _between(column: str, start: dt.date, end: dt.date) -> Column:
+    """``column`` on a day in ``start`` .. ``end`` (both inclusive)."""
+    low = F.lit(dt.datetime.combine(start, dt.time())).cast("timestamp")
+    high = F.lit(dt.datetime.combine(end + dt.timedelta(days=1), dt.time())).cast("timestamp")
+    return (F.col(column) >= low) & (F.col(column) < high)
+
+
+def _touched(
+    spark: SparkSession,
+    silver: Silver,
+    locations: dict[str, str],
+    state: dict[str, Any],
+    versions: dict[str, int],
+    as_of: dt.date,
+) -> DataFrame:
+    """Customers whose metrics can differ from the stored ones (one column, distinct)."""
+    before = state["versions"]
+    ids: list[DataFrame] = []
+    for name in ("customers", "orders", "returns", "events", "cases"):
+        changed = _changed_since(spark, locations[name], int(before[name]), versions[name])
+        ids.append(changed.select("customer_id"))
+    rates = _changed_since(spark, locations["fx"], int(before["fx"]), versions["fx"])
+    earliest = rates.groupBy("currency").agg(F.min("rate_date").alias("_since"))
+    for facts, ts in ((silver.orders, "order_ts"), (silver.returns, "return_ts")):
+        ids.append(
+            facts.join(earliest, "currency")
+            .where(F.to_date(ts) >= F.col("_since"))
+            .select("customer_id")
+        )
+    last = dt.date.fromisoformat(state["as_of"])
+    if as_of > last:
+        first_new = last + dt.timedelta(days=1)
+        ids += [
+            silver.orders.where(_between("order_ts", first_new, as_of)).select("customer_id"),
+            silver.returns.where(_between("return_ts", first_new, as_of)).select("customer_id"),
+            silver.cases.where(_between("opened_at", first_new, as_of)).select("customer_id"),
+            silver.events.where(
+                _between("event_ts", first_new, as_of)
+                # leaving the 30-day window: D'-29 .. D-30
+                | _between("event_ts", last - dt.timedelta(days=29), as_of - dt.timedelta(days=30))
+            ).select("customer_id"),
+            silver.customers.where(
+                _between("valid_from", first_new, as_of) | _between("valid_to", first_new, as_of)
+            ).select("customer_id"),
+        ]
+    touched = ids[0]
+    for more in ids[1:]:
+        touched = touched.unionByName(more)
+    return touched.where(F.col("customer_id").isNotNull()).distinct()
+
+
+def _restricted(silver: Silver, touched: DataFrame) -> Silver:
+    def only(frame: DataFrame) -> DataFrame:
+        return frame.join(touched, "customer_id", "left_semi")
+
+    return Silver(
+        customers=only(silver.customers),
+        orders=only(silver.orders),
+        returns=only(silver.returns),
+        events=only(silver.events),
+        cases=only(silver.cases),
+        fx=silver.fx,
+    )
+
+
+def _apply(
+    spark: SparkSession, rows: DataFrame, target: str, state: dict[str, Any]
+) -> tuple[delta_io.CommitInfo, dict[str, int]]:
+    """Make ``target`` hold ``rows``: insert, update the rows that differ, delete the rest."""
+    compared = [c for c in rows.columns if c not in IGNORED]
+    if not delta_io.table_exists(spark, target):
+        delta_io.create_if_absent(spark, target, rows.schema, properties=GOLD_PROPERTIES)
+    stored = delta_io.read_table(spark, target)
+    same = rows.join(stored, on=[rows[c].eqNullSafe(stored[c]) for c in compared], how="left_semi")
+    differ = rows.join(same.select("customer_id"), "customer_id", "left_anti")
+    keys = stored.select("customer_id")
+    changes = (
+        differ.join(keys.withColumn("_stored", F.lit(True)), "customer_id", "left")
+        .withColumn("_action", F.when(F.col("_stored"), "update").otherwise("insert"))
+        .drop("_stored")
+        .unionByName(
+            stored.join(rows.select("customer_id"), "customer_id", "left_anti").withColumn(
+                "_action", F.lit("delete")
+            )
+        )
+        .cache()
+    )
+    try:
+        counts = {
+            r["_action"]: int(r["n"])
+            for r in changes.groupBy("_action").agg(F.count("*").alias("n")).collect()
+        }
+        summary = {
+            "customers_inserted": counts.get("insert", 0),
+            "customers_updated": counts.get("update", 0),
+            "customers_deleted": counts.get("delete", 0),
+        }
+        if not counts:
+            return delta_io.CommitInfo(delta_io.current_version(spark, target), "NONE", {}), summary
+        commit = delta_io.merge_actions(
+            spark,
+            changes,
+            target,
+            match=["customer_id"],
+            columns=rows.columns,
+            user_metadata=state,
+        )
+        return commit, summary
+    finally:
+        changes.unpersist()
