@@ -78,7 +78,7 @@ def silver(spark: SparkSession) -> Silver:
                  None, True),
             ],
             CUSTOMERS,
-        ),  # fmt: skip
+        ),
         orders=spark.createDataFrame(
             [
                 ("O1", "C1", ts("2026-01-02 12:00"), "EUR", Decimal("100.00"), "delivered"),
