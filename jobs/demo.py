@@ -263,11 +263,15 @@ def _customer_history(spark: Any, paths: LakePaths) -> list[str]:
 def _quality_rows(summaries: list[RunSummary]) -> list[list[object]]:
     """Per gate over the demo's days.
 
-    Runs by status, rows it quarantined, rows the Bronze->Silver reconciliation could
-    not account for, the last report page.
+    Runs by status, rows its quarantine rules moved, rows its table's runs quarantined
+    for any reason (unparseable, not conforming, a rule), rows the Bronze->Silver
+    reconciliation could not account for, the last report page.
     """
     gates: dict[str, dict[str, Any]] = {}
+    quarantined: dict[str, int] = {}
     for summary in summaries:
+        for output in summary.outputs:
+            quarantined[output.name] = quarantined.get(output.name, 0) + output.rows_quarantined
         for name, gate in summary.quality.items():
             row = gates.setdefault(
                 name,
@@ -285,6 +289,7 @@ def _quality_rows(summaries: list[RunSummary]) -> list[list[object]]:
         [
             name,
             *[g[k] for k in ("passed", "warned", "failed", "warnings", "quarantined")],
+            quarantined.get(name, 0),
             g.get("unexplained", "-"),
             g["page"],
         ]
@@ -362,7 +367,8 @@ def _summary(
                     "warned",
                     "failed",
                     "warnings",
-                    "rows quarantined",
+                    "by rules",
+                    "quarantined (all reasons)",
                     "unexplained rows",
                     "last report page",
                 ],
