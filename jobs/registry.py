@@ -7,13 +7,14 @@ named ``bronze.<source>_<entity>`` like the table it writes. Silver jobs come fr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.common.config import Settings
 from jobs.common.errors import UnknownJobError
+from jobs.common.lineage import ColumnSource
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunRecorder
 from jobs.tools import runtime_check
@@ -44,6 +45,7 @@ class JobSpec:
     description: str
     body: Callable[[JobEnv], None]
     daily: bool  # part of the daily pipeline (the demo runs it for each day)
+    column_lineage: Mapping[str, Sequence[ColumnSource]] | None = None  # output column sources
 
 
 def build_registry(settings: Settings) -> dict[str, JobSpec]:
@@ -51,6 +53,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
     from jobs.bronze.ingest import bronze_table_name, ingest
     from jobs.bronze.stream_ingest import ingest_stream
     from jobs.gold.build import build_customer_360
+    from jobs.gold.customer_360 import COLUMN_LINEAGE
     from jobs.silver.build import build_silver
 
     specs = [
@@ -92,6 +95,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
             "customer-360 metrics as of the logical date (incremental from Silver's change feed)",
             build_customer_360,
             daily=True,
+            column_lineage=COLUMN_LINEAGE,
         )
     )
     return {spec.name: spec for spec in specs}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from jobs.common.config import Settings
+from jobs.common.lineage import RunLineage
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary, job_run
 from jobs.common.spark import build_spark_session, runtime_versions
@@ -30,7 +32,14 @@ def execute(
     spec = get_job(ctx.job, settings)
     paths.ensure_local_layout()
     session = spark or build_spark_session(settings, paths, app_name=f"lakehouse:{ctx.job}")
-    with job_run(ctx, paths) as recorder:
+    lineage = RunLineage(settings, paths, ctx)
+
+    def end(summary: RunSummary, error: BaseException | None) -> None:
+        lineage.finish(summary, session, error, spec.column_lineage)
+        summary.lineage = asdict(lineage.stats)
+
+    with job_run(ctx, paths, on_end=end) as recorder:
         recorder.summary.versions.update(runtime_versions(session))
+        lineage.start(recorder.summary.versions)
         spec.body(JobEnv(session, settings, paths, ctx, recorder))
     return recorder.summary

@@ -181,6 +181,19 @@ class GoldSettings(_Frozen):
     maintenance: MaintenanceSettings
 
 
+class LineageSettings(_Frozen):
+    """OpenLineage events (``jobs.common.lineage``).
+
+    ``transport`` is an openlineage-python transport config (``type``: file, console,
+    http, ...); a standard OpenLineage config (``openlineage.yml``, ``OPENLINEAGE_*``)
+    takes precedence. ``namespace`` defaults to ``lakehouse-<env>``.
+    """
+
+    enabled: bool = True
+    namespace: str | None = None
+    transport: dict[str, Any] = Field(default_factory=lambda: {"type": "file"})
+
+
 class QualitySettings(_Frozen):
     """Quality gates (``jobs.common.quality``): suites in ``config/expectations/``."""
 
@@ -204,6 +217,7 @@ class Settings(_Frozen):
     quality: QualitySettings
     silver: dict[str, SilverTableSpec] = Field(default_factory=dict)
     gold: GoldSettings
+    lineage: LineageSettings = Field(default_factory=LineageSettings)
     config_dir: str = str(DEFAULT_CONFIG_DIR)  # where the files came from (suites live there)
 
 

@@ -377,6 +377,11 @@ def reconcile(job: JobEnv, layer: str, table: str, accounting: Reconciliation) -
         log.warning("reconciliation (warn-only mode): %s", problem)
 
 
+def reports_for(run_id: str) -> list[GateReport]:
+    """The gate reports of a run in this process (for its lineage events)."""
+    return list(_REPORTS.get(run_id, []))
+
+
 def _record(job: JobEnv, report: GateReport) -> None:
     reports = _REPORTS.setdefault(job.ctx.run_id, [])
     _REPORTS[job.ctx.run_id] = [*[r for r in reports if r.name != report.name], report]

@@ -12,7 +12,7 @@ import logging
 import platform
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -98,6 +98,7 @@ class RunSummary:
     versions: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)  # per gate: status, counts, report
+    lineage: dict[str, Any] = field(default_factory=dict)  # run id, transport, emitted, failed
     error: dict[str, str] | None = None
 
     @property
@@ -183,13 +184,20 @@ class RunRecorder:
 
 
 @contextmanager
-def job_run(ctx: RunContext, paths: LakePaths) -> Iterator[RunRecorder]:
+def job_run(
+    ctx: RunContext,
+    paths: LakePaths,
+    on_end: Callable[[RunSummary, BaseException | None], None] | None = None,
+) -> Iterator[RunRecorder]:
     """Run a job body with logging context and a summary written on every exit path.
 
     The summary is written with status ``SUCCEEDED`` or ``FAILED`` (with the error's
     type and message); the exception is re-raised so the exit code tells the caller.
+    ``on_end`` (the run's lineage) sees the finished summary and the error, if any,
+    before the summary is written; it must not raise.
     """
     recorder = RunRecorder(ctx, paths)
+    error: BaseException | None = None
     start = time.perf_counter()
     log_file = Path(recorder.run_dir) / "log.jsonl" if paths.is_local else None
     with log_context(log_file, run_id=ctx.run_id, job=ctx.job, env=ctx.env):
@@ -197,6 +205,7 @@ def job_run(ctx: RunContext, paths: LakePaths) -> Iterator[RunRecorder]:
         try:
             yield recorder
         except BaseException as exc:
+            error = exc
             recorder.summary.status = "FAILED"
             recorder.summary.error = {"type": type(exc).__name__, "message": str(exc)}
             # a gate's message is complete (its report has the rest): no traceback for it
@@ -209,4 +218,6 @@ def job_run(ctx: RunContext, paths: LakePaths) -> Iterator[RunRecorder]:
         finally:
             recorder.summary.ended_at = utc_now().isoformat()
             recorder.summary.duration_s = round(time.perf_counter() - start, 3)
+            if on_end is not None:
+                on_end(recorder.summary, error)
             write_text(recorder.summary_uri, recorder.summary.to_json())

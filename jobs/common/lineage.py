@@ -1,0 +1,439 @@
+"""OpenLineage events for every job run: START, then exactly one of COMPLETE / FAIL / ABORT.
+
+Built with openlineage-python from the run's summary: datasets named by storage
+location (``s3://bucket`` + key in AWS, ``file`` + path locally), with their schema,
+data source, output statistics from the Delta commit, data quality assertions from the
+gate, and column lineage where the job declares it. The transport comes from the
+standard OpenLineage configuration when one is present (``OPENLINEAGE_CONFIG``,
+``openlineage.yml``, ``OPENLINEAGE_URL``, ``OPENLINEAGE__TRANSPORT__*``), else from
+``lineage.transport`` in config (locally: a JSON-lines file under
+``$LAKEHOUSE_HOME/lineage/``).
+
+A lineage outage never fails a job: an emit error is logged and counted in the run
+summary (``lineage.failed``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import InputDataset, OutputDataset, RunEvent
+    from pyspark.sql import SparkSession
+
+    from jobs.common.config import Settings
+    from jobs.common.paths import LakePaths
+    from jobs.common.run_context import DatasetStats, RunContext, RunSummary
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "https://github.com/lakehouse/lakehouse-pipeline/tree/main/jobs"
+PARENT_ENV = "OPENLINEAGE_PARENT_ID"  # "<namespace>/<job name>/<run id>", as Airflow passes it
+_STANDARD_CONFIG_ENV = ("OPENLINEAGE_CONFIG", "OPENLINEAGE_URL", "OPENLINEAGE_DISABLED")
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """The run that started this one (an Airflow task instance)."""
+
+    namespace: str
+    job_name: str
+    run_id: str
+
+    @classmethod
+    def parse(cls, value: str) -> ParentRun:
+        """From ``<namespace>/<job name>/<run id>``.
+
+        Raises:
+            ValueError: not three non-empty parts.
+        """
+        parts = value.split("/")
+        if len(parts) < 3 or not all(parts):
+            raise ValueError(
+                f"{PARENT_ENV} must be '<namespace>/<job name>/<run id>', found {value!r}"
+            )
+        return cls("/".join(parts[:-2]), parts[-2], parts[-1])
+
+
+@dataclass(frozen=True)
+class ColumnSource:
+    """An input column a derived column is computed from."""
+
+    dataset: str  # <layer>.<table>
+    column: str
+
+
+@dataclass
+class LineageStats:
+    """What the run's lineage emission did (in the run summary)."""
+
+    run_id: str
+    namespace: str
+    transport: str
+    emitted: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def dataset_name(location: str) -> tuple[str, str]:
+    """OpenLineage (namespace, name) of a storage location.
+
+    ``s3://bucket/a/b`` -> (``s3://bucket``, ``a/b``); a local path -> (``file``, path).
+    """
+    parsed = urlparse(location)
+    if parsed.scheme in ("s3", "s3a", "gs", "abfss", "hdfs"):
+        scheme = "s3" if parsed.scheme == "s3a" else parsed.scheme
+        return f"{scheme}://{parsed.netloc}", parsed.path.lstrip("/")
+    if parsed.scheme in ("http", "https", "jdbc", "kafka", "postgres", "sqlite"):
+        return f"{parsed.scheme}://{parsed.netloc}", parsed.path.lstrip("/") or location
+    path = parsed.path if parsed.scheme == "file" else location
+    return "file", str(Path(path).absolute())
+
+
+def _source_uri(namespace: str) -> str:
+    """The data source's URI: the namespace, ``file:///`` for local files."""
+    return "file:///" if namespace == "file" else namespace
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def transport_config(settings: Settings, paths: LakePaths) -> dict[str, Any] | None:
+    """The configured transport, or None to let the client use the standard config."""
+    if any(os.environ.get(v) for v in _STANDARD_CONFIG_ENV) or any(
+        k.startswith("OPENLINEAGE__TRANSPORT") for k in os.environ
+    ):
+        return None
+    if Path("openlineage.yml").is_file():
+        return None
+    transport = dict(settings.lineage.transport)
+    if transport.get("type") == "file" and "log_file_path" not in transport:
+        if not paths.is_local:  # no local disk to keep it on: the job log instead
+            return {"type": "console"}
+        folder = Path(paths.root) / "lineage"
+        folder.mkdir(parents=True, exist_ok=True)
+        transport = {**transport, "log_file_path": str(folder / "events.jsonl"), "append": True}
+    return transport
+
+
+class RunLineage:
+    """The lineage of one job run; :meth:`start` then one of :meth:`finish`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: LakePaths,
+        ctx: RunContext,
+        client: OpenLineageClient | None = None,
+    ) -> None:
+        from openlineage.client.uuid import generate_new_uuid
+
+        self.ctx = ctx
+        self.paths = paths
+        self.namespace = settings.lineage.namespace or f"lakehouse-{settings.env}"
+        self.enabled = settings.lineage.enabled
+        self._client = client
+        self._settings = settings
+        self.stats = LineageStats(str(generate_new_uuid()), self.namespace, "none")
+        parent = os.environ.get(PARENT_ENV)
+        self.parent = ParentRun.parse(parent) if parent else None
+
+    @property
+    def client(self) -> OpenLineageClient:
+        """The client, built on first use."""
+        if self._client is None:
+            from openlineage.client import OpenLineageClient
+
+            config = transport_config(self._settings, self.paths)
+            self._client = (
+                OpenLineageClient(config={"transport": config})
+                if config is not None
+                else OpenLineageClient()
+            )
+        return self._client
+
+    def start(self, versions: Mapping[str, str]) -> None:
+        """Emit START."""
+        self._emit("START", versions, [], [])
+
+    def finish(
+        self,
+        summary: RunSummary,
+        spark: SparkSession | None,
+        error: BaseException | None = None,
+        column_lineage: Mapping[str, Sequence[ColumnSource]] | None = None,
+    ) -> None:
+        """Emit COMPLETE, FAIL (an error) or ABORT (interrupted)."""
+        from jobs.common import quality
+
+        reports = quality.reports_for(self.ctx.run_id)
+        outputs = [self._output(spark, o, reports, column_lineage) for o in summary.outputs]
+        named = {o.name for o in summary.outputs}
+        for report in reports:  # gated tables a failed run did not get to write
+            if report.name not in named:
+                location = self.paths.table(report.layer, report.table)
+                outputs.append(self._dataset_out(location, _assertions(report), None, None))
+        inputs = [self._input(spark, i) for i in summary.inputs]
+        if error is None:
+            state = "COMPLETE"
+        elif isinstance(error, KeyboardInterrupt | SystemExit):
+            state = "ABORT"
+        else:
+            state = "FAIL"
+        self._emit(state, summary.versions, inputs, outputs, error)
+
+    # -- building ----------------------------------------------------------------------
+
+    def _run_facets(
+        self, versions: Mapping[str, str], error: BaseException | None
+    ) -> dict[str, Any]:
+        from openlineage.client import __version__ as client_version
+        from openlineage.client.generated import (
+            error_message_run,
+            nominal_time_run,
+            parent_run,
+            processing_engine_run,
+        )
+
+        start = dt.datetime.combine(self.ctx.logical_date, dt.time(), tzinfo=dt.UTC)
+        facets: dict[str, Any] = {
+            "nominalTime": nominal_time_run.NominalTimeRunFacet(
+                nominalStartTime=_iso(start),
+                nominalEndTime=_iso(start + dt.timedelta(days=1)),
+            ),
+            "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
+                version=versions.get("spark", "unknown"),
+                name="spark",
+                openlineageAdapterVersion=client_version,
+            ),
+        }
+        if self.parent:
+            facets["parent"] = parent_run.ParentRunFacet(
+                run=parent_run.Run(runId=self.parent.run_id),
+                job=parent_run.Job(namespace=self.parent.namespace, name=self.parent.job_name),
+            )
+        if error is not None and not isinstance(error, KeyboardInterrupt | SystemExit):
+            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+                message=f"{type(error).__name__}: {error}",
+                programmingLanguage="python",
+                stackTrace="".join(traceback.format_exception(error))[-8000:],
+            )
+        return facets
+
+    def _event(
+        self,
+        state: str,
+        versions: Mapping[str, str],
+        inputs: list[InputDataset],
+        outputs: list[OutputDataset],
+        error: BaseException | None = None,
+    ) -> RunEvent:
+        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+        from openlineage.client.generated import job_type_job
+
+        return RunEvent(
+            eventType=RunState[state],
+            eventTime=_iso(dt.datetime.now(dt.UTC)),
+            run=Run(runId=self.stats.run_id, facets=self._run_facets(versions, error)),
+            job=Job(
+                namespace=self.namespace,
+                name=self.ctx.job,
+                facets={
+                    "jobType": job_type_job.JobTypeJobFacet(
+                        processingType="BATCH", integration="SPARK", jobType="JOB"
+                    )
+                },
+            ),
+            inputs=inputs,
+            outputs=outputs,
+            producer=PRODUCER,
+        )
+
+    def _emit(
+        self,
+        state: str,
+        versions: Mapping[str, str],
+        inputs: list[InputDataset],
+        outputs: list[OutputDataset],
+        error: BaseException | None = None,
+    ) -> None:
+        if not self.enabled:
+            return
+        try:
+            event = self._event(state, versions, inputs, outputs, error)
+            client = self.client
+            self.stats.transport = client.transport.kind or "unknown"
+            client.emit(event)
+            self.stats.emitted += 1
+        except Exception as exc:  # a lineage outage never fails the job
+            self.stats.failed += 1
+            self.stats.errors.append(f"{state}: {type(exc).__name__}: {str(exc)[:300]}")
+            log.warning("lineage %s event not emitted: %s", state, exc)
+
+    def _schema(self, spark: SparkSession | None, location: str) -> Any:
+        from openlineage.client.generated import schema_dataset
+
+        if spark is None or not location:
+            return None
+        from jobs.common import delta_io
+
+        try:
+            if not delta_io.table_exists(spark, location):
+                return None
+            schema = delta_io.read_table(spark, location).schema
+        except Exception:  # a dataset that is not a Delta table (a source)
+            return None
+        return schema_dataset.SchemaDatasetFacet(
+            fields=[
+                schema_dataset.SchemaDatasetFacetFields(
+                    name=f.name, type=f.dataType.simpleString(), ordinal_position=n + 1
+                )
+                for n, f in enumerate(schema.fields)
+            ]
+        )
+
+    def _input(self, spark: SparkSession | None, stats: DatasetStats) -> InputDataset:
+        from openlineage.client.event_v2 import InputDataset
+        from openlineage.client.generated import datasource_dataset
+
+        namespace, name = dataset_name(stats.location)
+        facets: dict[str, Any] = {
+            "dataSource": datasource_dataset.DatasourceDatasetFacet(
+                name=namespace, uri=_source_uri(namespace)
+            )
+        }
+        schema = self._schema(spark, stats.location)
+        if schema is not None:
+            facets["schema"] = schema
+        return InputDataset(namespace=namespace, name=name, facets=facets)
+
+    def _output(
+        self,
+        spark: SparkSession | None,
+        stats: DatasetStats,
+        reports: Sequence[Any],
+        column_lineage: Mapping[str, Sequence[ColumnSource]] | None,
+    ) -> OutputDataset:
+        from openlineage.client.generated import output_statistics_output_dataset as out_stats
+
+        report = next((r for r in reports if r.name == stats.name), None)
+        size, files = _commit_size(spark, stats)
+        statistics = out_stats.OutputStatisticsOutputDatasetFacet(
+            rowCount=stats.rows, size=size, fileCount=files
+        )
+        dataset = self._dataset_out(
+            stats.location,
+            _assertions(report) if report else None,
+            statistics,
+            self._column_lineage(column_lineage) if column_lineage else None,
+        )
+        schema = self._schema(spark, stats.location)
+        if schema is not None and dataset.facets is not None:
+            dataset.facets["schema"] = schema
+        return dataset
+
+    def _dataset_out(
+        self, location: str, assertions: Any, statistics: Any, lineage: Any
+    ) -> OutputDataset:
+        from openlineage.client.event_v2 import OutputDataset
+        from openlineage.client.generated import datasource_dataset
+
+        namespace, name = dataset_name(location)
+        facets: dict[str, Any] = {
+            "dataSource": datasource_dataset.DatasourceDatasetFacet(
+                name=namespace, uri=_source_uri(namespace)
+            )
+        }
+        if assertions is not None:
+            facets["dataQualityAssertions"] = assertions
+        if lineage is not None:
+            facets["columnLineage"] = lineage
+        output_facets = {"outputStatistics": statistics} if statistics is not None else {}
+        return OutputDataset(
+            namespace=namespace, name=name, facets=facets, outputFacets=output_facets
+        )
+
+    def _column_lineage(self, mapping: Mapping[str, Sequence[ColumnSource]]) -> Any:
+        from openlineage.client.generated import column_lineage_dataset as cl
+
+        fields = {}
+        for column, sources in mapping.items():
+            inputs = []
+            for source in sources:
+                layer, table = source.dataset.split(".", 1)
+                namespace, name = dataset_name(self.paths.table(layer, table))
+                inputs.append(cl.InputField(namespace=namespace, name=name, field=source.column))
+            fields[column] = cl.Fields(inputFields=inputs)
+        return cl.ColumnLineageDatasetFacet(fields=fields)
+
+
+def _assertions(report: Any) -> Any:
+    from openlineage.client.generated import data_quality_assertions_dataset as dq
+
+    assertions = [
+        dq.Assertion(
+            assertion=o.type,
+            success=bool(o.success),
+            column=_column_of(o.kwargs),
+            severity="error" if o.action == "fail" else "warn",
+            name=o.rule,
+            description=o.description or None,
+        )
+        for o in report.outcomes
+    ]
+    if report.reconciliation is not None:
+        rec = report.reconciliation
+        assertions.append(
+            dq.Assertion(
+                assertion="reconciliation",
+                success=not rec.problems(),
+                severity="error",
+                name=f"reconciliation({rec.source})",
+                expected=f"unexplained rows <= {rec.max_row_loss:.2%} of {rec.source_rows}",
+            )
+        )
+    return dq.DataQualityAssertionsDatasetFacet(assertions=assertions)
+
+
+def _column_of(kwargs: Mapping[str, Any]) -> str | None:
+    column = kwargs.get("column") or kwargs.get("column_A")
+    if column is None and kwargs.get("column_list"):
+        column = ",".join(kwargs["column_list"])
+    return str(column) if column is not None else None
+
+
+def _commit_size(spark: SparkSession | None, stats: DatasetStats) -> tuple[int | None, int | None]:
+    """(bytes, files) the run's Delta commit added, from its operation metrics."""
+    if not stats.rows:  # nothing written: no commit of this run to describe
+        return 0, 0
+    if spark is None or stats.delta_version is None:
+        return None, None
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    try:
+        rows = (
+            DeltaTable.forPath(spark, stats.location)
+            .history()
+            .where(F.col("version") == stats.delta_version)
+            .select("operationMetrics")
+            .collect()
+        )
+    except Exception:
+        return None, None
+    if not rows:
+        return None, None
+    metrics = rows[0]["operationMetrics"] or {}
+    size = metrics.get("numOutputBytes") or metrics.get("numTargetBytesAdded")
+    files = metrics.get("numFiles") or metrics.get("numTargetFilesAdded")
+    return (int(size) if size else None), (int(files) if files else None)
