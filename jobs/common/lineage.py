@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
-    from openlineage.client.event_v2 import InputDataset, OutputDataset, RunEvent
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
     from pyspark.sql import SparkSession
 
     from jobs.common.config import Settings
@@ -230,35 +230,6 @@ class RunLineage:
             )
         return facets
 
-    def _event(
-        self,
-        state: str,
-        versions: Mapping[str, str],
-        inputs: list[InputDataset],
-        outputs: list[OutputDataset],
-        error: BaseException | None = None,
-    ) -> RunEvent:
-        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
-        from openlineage.client.generated import job_type_job
-
-        return RunEvent(
-            eventType=RunState[state],
-            eventTime=_iso(dt.datetime.now(dt.UTC)),
-            run=Run(runId=self.stats.run_id, facets=self._run_facets(versions, error)),
-            job=Job(
-                namespace=self.namespace,
-                name=self.ctx.job,
-                facets={
-                    "jobType": job_type_job.JobTypeJobFacet(
-                        processingType="BATCH", integration="SPARK", jobType="JOB"
-                    )
-                },
-            ),
-            inputs=inputs,
-            outputs=outputs,
-            producer=PRODUCER,
-        )
-
     def _emit(
         self,
         state: str,
@@ -267,10 +238,29 @@ class RunLineage:
         outputs: list[OutputDataset],
         error: BaseException | None = None,
     ) -> None:
+        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+        from openlineage.client.generated import job_type_job
+
         if not self.enabled:
             return
         try:
-            event = self._event(state, versions, inputs, outputs, error)
+            event = RunEvent(
+                eventType=RunState[state],
+                eventTime=_iso(dt.datetime.now(dt.UTC)),
+                run=Run(runId=self.stats.run_id, facets=self._run_facets(versions, error)),
+                job=Job(
+                    namespace=self.namespace,
+                    name=self.ctx.job,
+                    facets={
+                        "jobType": job_type_job.JobTypeJobFacet(
+                            processingType="BATCH", integration="SPARK", jobType="JOB"
+                        )
+                    },
+                ),
+                inputs=inputs,
+                outputs=outputs,
+                producer=PRODUCER,
+            )
             client = self.client
             self.stats.transport = client.transport.kind or "unknown"
             client.emit(event)
