@@ -199,6 +199,82 @@ def _watermark(summary: RunSummary) -> str | None:
     return ", ".join(f"{k}={v}" for k, v in mark.items()) if isinstance(mark, dict) else None
 
 
+def _customer_360(spark: Any, paths: LakePaths) -> list[str]:
+    """A few gold.customer_360 rows: the top customers by net revenue, one of each risk."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    location = paths.table("gold", "customer_360")
+    if not table_exists(spark, location):
+        return []
+    gold = read_table(spark, location)
+    pick = Window.partitionBy("churn_risk").orderBy(F.desc("net_revenue_usd"), "customer_id")
+    shown = (
+        gold.withColumn("_n", F.row_number().over(pick))
+        .where("_n <= 2")
+        .orderBy(F.desc("net_revenue_usd"), "customer_id")
+        .select(
+            "customer_id",
+            "city",
+            "orders_count",
+            "gross_revenue_usd",
+            "returns_usd",
+            "net_revenue_usd",
+            "days_since_last_order",
+            "events_30d",
+            "open_cases",
+            F.format_string("%d%d%d", "r_score", "f_score", "m_score").alias("rfm"),
+            "rfm_segment",
+            "churn_risk",
+            F.substring("email_sha256", 1, 12).alias("email_sha256"),
+        )
+        .collect()
+    )
+    as_of = gold.agg(F.max("as_of_date")).first()
+    return [
+        f"== gold.customer_360: {gold.count():,} customers as of {as_of[0] if as_of else '-'} "
+        "(two per churn risk, by net revenue; definitions in docs/gold.md) ==",
+        render_table(
+            [
+                "customer",
+                "city",
+                "orders",
+                "gross usd",
+                "returns usd",
+                "net usd",
+                "days since order",
+                "events 30d",
+                "open cases",
+                "rfm",
+                "segment",
+                "churn",
+                "email_sha256",
+            ],
+            [[_plain(v) for v in row] for row in shown],
+        ),
+        "",
+    ]
+
+
+def _plain(value: object) -> object:
+    """Decimals as text with their scale (the table renders numbers right-aligned)."""
+    from decimal import Decimal
+
+    return f"{value:,.2f}" if isinstance(value, Decimal) else value
+
+
+def _lineage_line(summaries: list[RunSummary], paths: LakePaths) -> str:
+    emitted = sum(s.lineage.get("emitted", 0) for s in summaries)
+    failed = sum(s.lineage.get("failed", 0) for s in summaries)
+    transports = sorted({s.lineage.get("transport", "-") for s in summaries if s.lineage})
+    where = (
+        f"{paths.root}/lineage/events.jsonl"
+        if transports == ["file"]
+        else f"transport {', '.join(transports) or 'none'}"
+    )
+    return f"OpenLineage: {emitted} events ({failed} not delivered) -> {where}"
+
+
 def _customer_history(spark: Any, paths: LakePaths) -> list[str]:
     """silver.dim_customer for three customers: most versions, deleted, late change."""
     from pyspark.sql import Window
@@ -376,11 +452,13 @@ def _summary(
             ),
             "",
             *_customer_history(spark, paths),
+            *_customer_360(spark, paths),
             "== Tables ==",
             render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",
             "",
             f"{len(summaries)} job runs, {failed} failed, in {elapsed:.0f}s.",
             f"Run summaries and JSON logs: {paths.runs}/<run_id>/",
             f"Generated sources: {paths.sources}  file drops: {paths.landing}",
+            _lineage_line(summaries, paths),
         ]
     )

@@ -85,23 +85,33 @@ class LineageStats:
 
 
 def dataset_name(location: str) -> tuple[str, str]:
-    """OpenLineage (namespace, name) of a storage location.
+    """OpenLineage (namespace, name) of a storage location, after the naming spec.
 
-    ``s3://bucket/a/b`` -> (``s3://bucket``, ``a/b``); a local path -> (``file``, path).
+    ``s3://bucket/a/b`` -> (``s3://bucket``, ``a/b``); a local path -> (``file``, path);
+    a JDBC table ``jdbc:postgresql://host:5432/db#table`` -> (``postgres://host:5432``,
+    ``db.table``); an HTTP API -> (``https://host``, path).
     """
+    if location.startswith("jdbc:"):
+        url, _, table = location[len("jdbc:") :].partition("#")
+        parsed = urlparse(url)
+        scheme = "postgres" if parsed.scheme == "postgresql" else parsed.scheme
+        if parsed.netloc:
+            database = parsed.path.strip("/")
+            return f"{scheme}://{parsed.netloc}", ".".join(p for p in (database, table) if p)
+        return scheme, ".".join(p for p in (parsed.path, table) if p)  # sqlite: a file
     parsed = urlparse(location)
     if parsed.scheme in ("s3", "s3a", "gs", "abfss", "hdfs"):
         scheme = "s3" if parsed.scheme == "s3a" else parsed.scheme
         return f"{scheme}://{parsed.netloc}", parsed.path.lstrip("/")
-    if parsed.scheme in ("http", "https", "jdbc", "kafka", "postgres", "sqlite"):
-        return f"{parsed.scheme}://{parsed.netloc}", parsed.path.lstrip("/") or location
+    if parsed.scheme in ("http", "https", "kafka"):
+        return f"{parsed.scheme}://{parsed.netloc}", parsed.path.lstrip("/") or "/"
     path = parsed.path if parsed.scheme == "file" else location
     return "file", str(Path(path).absolute())
 
 
 def _source_uri(namespace: str) -> str:
-    """The data source's URI: the namespace, ``file:///`` for local files."""
-    return "file:///" if namespace == "file" else namespace
+    """The data source's URI: the namespace, ``<scheme>:///`` for a bare scheme."""
+    return namespace if "://" in namespace else f"{namespace}:///"
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -189,3 +189,9 @@ def test_dataset_names_follow_the_openlineage_naming_spec() -> None:
     assert dataset_name("s3://lake-dev/silver/fct_orders") == ("s3://lake-dev", "silver/fct_orders")
     assert dataset_name("s3a://lake-dev/bronze/x") == ("s3://lake-dev", "bronze/x")
     assert dataset_name("/tmp/lake/gold/c") == ("file", "/tmp/lake/gold/c")
+    assert dataset_name("jdbc:postgresql://db.internal:5432/shop#orders") == (
+        "postgres://db.internal:5432", "shop.orders"
+    )  # fmt: skip
+    assert dataset_name("jdbc:sqlite:/data/opdb.sqlite#orders") == (
+        "sqlite", "/data/opdb.sqlite.orders"
+    )  # fmt: skip
