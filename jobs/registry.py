@@ -54,6 +54,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
     from jobs.bronze.stream_ingest import ingest_stream
     from jobs.gold.build import build_customer_360
     from jobs.gold.customer_360 import COLUMN_LINEAGE
+    from jobs.maintenance import run_maintenance
     from jobs.silver.build import build_silver
 
     specs = [
@@ -96,6 +97,14 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
             build_customer_360,
             daily=True,
             column_lineage=COLUMN_LINEAGE,
+        )
+    )
+    specs.append(
+        JobSpec(
+            "maintenance",
+            "OPTIMIZE (Z-ORDER where configured) and VACUUM every table (weekly)",
+            run_maintenance,
+            daily=False,
         )
     )
     return {spec.name: spec for spec in specs}

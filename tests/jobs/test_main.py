@@ -38,8 +38,8 @@ def test_unknown_job_exits_2_with_message(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err == (
         "lakehouse: error: unknown job 'nope': expected one of bronze.crm_cases, "
         "bronze.crm_customers, bronze.events_behaviour, bronze.fx_rates, bronze.opdb_orders, "
-        "bronze.opdb_products, bronze.returns_returns, gold.customer_360, runtime_check, "
-        "silver.dim_customer, "
+        "bronze.opdb_products, bronze.returns_returns, gold.customer_360, maintenance, "
+        "runtime_check, silver.dim_customer, "
         "silver.dim_product, silver.fct_events, silver.fct_orders, silver.fct_returns, "
         "silver.fct_support_cases, silver.fx_rates\n"
     )
@@ -67,6 +67,7 @@ def test_jobs_lists_one_job_per_source_entity_then_per_silver_table_then_gold(
         "silver.fct_returns",
         "silver.fx_rates",
         "gold.customer_360",
+        "maintenance",
     ]
 
 
