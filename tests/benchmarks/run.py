@@ -25,6 +25,7 @@ from jobs.common.paths import resolve_lake_paths
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import BASE_VOLUMES, GeneratorParams, generate
 from tests.benchmarks.bronze import bench_bronze
+from tests.benchmarks.gold import bench_gold
 from tests.benchmarks.quality import bench_quality
 from tests.benchmarks.scd2 import bench_scd2
 
@@ -107,9 +108,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--parts",
-        default="quality,bronze,scd2",
-        help="comma list of: quality, bronze, scd2 (B always runs)",
+        default="quality,bronze,scd2,gold",
+        help="comma list of: quality, bronze, scd2, gold (B always runs)",
     )
+    parser.add_argument("--customers", type=int, default=100_000, help="gold benchmark size")
     args = parser.parse_args()
 
     settings = load_settings("local")
@@ -138,6 +140,8 @@ def main() -> int:
         results["bronze"] = bench_bronze(spark, settings, work / "bronze", args.rows, baseline)
     if "scd2" in parts:
         results["scd2"] = bench_scd2(spark, work / "scd2", args.rows, baseline)
+    if "gold" in parts:
+        results["gold"] = bench_gold(spark, settings, work / "gold", args.customers, baseline)
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(
         f"rows: {args.rows:,} behaviour events (generated in {gen_s:.1f}s), "
@@ -162,6 +166,9 @@ def main() -> int:
     scd2 = results.get("scd2")
     if isinstance(scd2, dict):
         _print_scd2(scd2)
+    gold = results.get("gold")
+    if isinstance(gold, dict):
+        _print_gold(gold)
     print(f"results: {work / 'results.json'}")
     return 0
 
@@ -185,6 +192,21 @@ def _print_quality(quality: dict[str, Any]) -> None:
         f"     vs Silver insert_new  {quality['silver_insert_new_s']:>7.2f}s   "
         f"ratio {quality['gate_over_silver_write']:.2f}"
     )
+
+
+def _print_gold(gold: dict[str, Any]) -> None:
+    print(f"Gold customer_360 ({gold['customers']:,} customers, end-to-end job runs):")
+    print(
+        f"     full build            {gold['full_build_s']:>7.2f}s   "
+        f"ratio {gold['full_build_over_B']:.2f} x B"
+    )
+    print(
+        f"     {gold['customers_touched']:,} customers touched {gold['incremental_s']:>5.2f}s   "
+        f"ratio {gold['incremental_over_full']:.3f} x full "
+        f"({gold['incremental_recomputed']:,} recomputed, "
+        f"{gold['incremental_rows_updated']:,} rows changed)"
+    )
+    print(f"     no-change rerun       {gold['no_change_rerun_s']:>7.2f}s")
 
 
 def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:

@@ -1,0 +1,170 @@
+"""Gold benchmark: full build of ``gold.customer_360`` vs an incremental refresh.
+
+Silver tables are synthesised at ``customers`` customers (default 100k): one
+dim_customer version each, 5 orders, 0.5 returns, 10 events and 0.5 support cases per
+customer over 60 days, daily FX rates for 4 currencies. The full build is the job's
+first run at D; then late orders arrive for 1% of the customers (appended to
+``silver.fct_orders`` with Change Data Feed, as the Silver job would) and the job
+runs again at D: it recomputes those customers only. Both are end-to-end job runs
+(gate, MERGE, lineage, run summary).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.common.config import Settings
+from jobs.common.paths import LakePaths
+from jobs.common.run_context import RunContext, RunSummary
+from jobs.runner import execute
+
+D = dt.date(2026, 3, 1)
+DAYS = 60
+CDF = {"delta.enableChangeDataFeed": "true"}
+
+
+def _at(day_offset: F.Column, seconds: F.Column) -> F.Column:
+    start = dt.datetime.combine(D - dt.timedelta(days=DAYS - 1), dt.time())
+    return (F.lit(start).cast("timestamp") + F.make_interval(days=day_offset, secs=seconds)).cast(
+        "timestamp"
+    )
+
+
+def _write(frame: DataFrame, location: str) -> None:
+    writer = frame.write.format("delta")
+    for key, value in CDF.items():
+        writer = writer.option(key, value)
+    writer.save(location)
+
+
+def synthesise(spark: SparkSession, paths: LakePaths, customers: int) -> None:
+    """Write the six Silver inputs of gold under ``paths``."""
+    cid = F.format_string("C%08d", F.col("c"))
+    currency = F.element_at(
+        F.array(*[F.lit(c) for c in ("USD", "EUR", "GBP", "JPY")]),
+        (F.col("id") % 4 + 1).cast("int"),
+    )
+    people = spark.range(customers).withColumnRenamed("id", "c")
+    _write(
+        people.select(
+            cid.alias("customer_id"), F.lit("First").alias("first_name"),
+            F.lit("Last").alias("last_name"),
+            F.format_string("user%d@example.com", "c").alias("email"),
+            F.format_string("+1555%07d", "c").alias("phone"), F.lit("US").alias("country"),
+            F.lit("Austin").alias("city"), F.lit("consumer").alias("segment"),
+            (F.col("c") % 2 == 0).alias("marketing_opt_in"),
+            F.lit(dt.datetime(2025, 1, 1)).cast("timestamp").alias("created_at"),
+            F.lit(dt.datetime(2025, 1, 1)).cast("timestamp").alias("updated_at"),
+            F.lit(dt.datetime(2025, 1, 1)).cast("timestamp").alias("valid_from"),
+            F.lit(None).cast("timestamp").alias("valid_to"), F.lit(True).alias("is_current"),
+        ),
+        paths.table("silver", "dim_customer"),
+    )  # fmt: skip
+    spread = (F.col("id") * 7919) % customers
+    _write(
+        spark.range(customers * 5).select(
+            F.format_string("O%09d", "id").alias("order_id"),
+            F.format_string("C%08d", spread).alias("customer_id"),
+            _at((F.col("id") % DAYS).cast("int"), (F.col("id") % 86400).cast("int")).alias(
+                "order_ts"
+            ),
+            currency.alias("currency"),
+            ((F.col("id") % 500) + 10).cast("decimal(12,2)").alias("amount"),
+            F.when(F.col("id") % 10 == 0, "cancelled").otherwise("delivered").alias("status"),
+        ),
+        paths.table("silver", "fct_orders"),
+    )
+    _write(
+        spark.range(customers // 2).select(
+            F.format_string("R%09d", "id").alias("return_id"),
+            F.format_string("C%08d", (F.col("id") * 31) % customers).alias("customer_id"),
+            _at((F.col("id") % DAYS).cast("int"), F.lit(3600)).alias("return_ts"),
+            currency.alias("currency"),
+            ((F.col("id") % 50) + 1).cast("decimal(12,2)").alias("amount"),
+        ),
+        paths.table("silver", "fct_returns"),
+    )
+    _write(
+        spark.range(customers * 10).select(
+            F.format_string("E%010d", "id").alias("event_id"),
+            F.format_string("C%08d", (F.col("id") * 13) % customers).alias("customer_id"),
+            F.format_string("S%09d", (F.col("id") / 4).cast("long")).alias("session_id"),
+            _at((F.col("id") % DAYS).cast("int"), (F.col("id") % 86400).cast("int")).alias(
+                "event_ts"
+            ),
+        ),
+        paths.table("silver", "fct_events"),
+    )
+    _write(
+        spark.range(customers // 2).select(
+            F.format_string("K%09d", "id").alias("case_id"),
+            F.format_string("C%08d", (F.col("id") * 17) % customers).alias("customer_id"),
+            F.when(F.col("id") % 3 == 0, "open").otherwise("closed").alias("status"),
+            _at((F.col("id") % DAYS).cast("int"), F.lit(7200)).alias("opened_at"),
+            F.when(F.col("id") % 3 != 0, (F.col("id") % 5 + 1).cast("int")).alias("csat"),
+        ),
+        paths.table("silver", "fct_support_cases"),
+    )
+    _write(
+        spark.range(DAYS * 3).select(
+            F.date_add(F.lit(D - dt.timedelta(days=DAYS - 1)), (F.col("id") / 3).cast("int")).alias(
+                "rate_date"
+            ),
+            F.element_at(F.array(*[F.lit(c) for c in ("EUR", "GBP", "JPY")]),
+                         (F.col("id") % 3 + 1).cast("int")).alias("currency"),
+            (F.lit(1.1) + (F.col("id") % 7) / 100).cast("decimal(18,8)").alias("usd_per_unit"),
+        ),
+        paths.table("silver", "fx_rates"),
+    )  # fmt: skip
+
+
+def _run(
+    spark: SparkSession, settings: Settings, paths: LakePaths, attempt: int
+) -> tuple[float, RunSummary]:
+    start = time.perf_counter()
+    summary = execute(
+        RunContext("gold.customer_360", "local", D, attempt=attempt), settings, paths, spark
+    )
+    return time.perf_counter() - start, summary
+
+
+def bench_gold(
+    spark: SparkSession, settings: Settings, work: Path, customers: int, baseline_s: float
+) -> dict[str, object]:
+    """Full build, then a refresh with late orders for 1% of the customers; ratios."""
+    paths = LakePaths(str(work))
+    paths.ensure_local_layout()
+    synthesise(spark, paths, customers)
+    full_s, full = _run(spark, settings, paths, 1)
+    touched = max(1, customers // 100)
+    late = spark.range(touched).select(
+        F.format_string("LATE%07d", "id").alias("order_id"),
+        F.format_string("C%08d", F.col("id") * 97 % customers).alias("customer_id"),
+        F.lit(dt.datetime.combine(D, dt.time(12))).cast("timestamp").alias("order_ts"),
+        F.lit("USD").alias("currency"),
+        F.lit(25).cast("decimal(12,2)").alias("amount"),
+        F.lit("placed").alias("status"),
+    )
+    late.write.format("delta").mode("append").save(paths.table("silver", "fct_orders"))
+    incremental_s, incremental = _run(spark, settings, paths, 2)
+    replay_s, replay = _run(spark, settings, paths, 3)
+    out = incremental.outputs[0].extra
+    return {
+        "customers": customers,
+        "full_build_s": round(full_s, 3),
+        "full_build_over_B": round(full_s / baseline_s, 3),
+        "customers_touched": touched,
+        "incremental_s": round(incremental_s, 3),
+        "incremental_over_full": round(incremental_s / full_s, 3),
+        "incremental_recomputed": out["customers_recomputed"],
+        "incremental_rows_updated": out["customers_updated"],
+        "incremental_steps_s": incremental.steps,
+        "full_steps_s": full.steps,
+        "no_change_rerun_s": round(replay_s, 3),
+        "no_change_updated": replay.outputs[0].extra["customers_updated"],
+    }
