@@ -32,8 +32,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common import delta_io
+from jobs.common.errors import QualityGateError
 from jobs.common.locks import table_lock
-from jobs.common.quality import failure_reason, run_gate
+from jobs.common.quality import GateResult, failure_reason, run_gate
 from jobs.common.run_context import DatasetStats
 from jobs.gold.customer_360 import (
     BASE_COLUMNS,
@@ -60,7 +61,8 @@ INPUTS = {
     "fx": "fx_rates",
 }
 # columns that decide whether a stored row changed (not the run's bookkeeping)
-IGNORED = {"_run_id", "_updated_at"}
+ROW_HASH = "_row_hash"
+IGNORED = {"_run_id", "_updated_at", ROW_HASH}
 GOLD_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
 
 
@@ -120,32 +122,41 @@ def build_customer_360(job: JobEnv) -> None:
                     .join(touched, "customer_id", "left_anti")
                 )
                 base = kept.unionByName(fresh)
-            rows = base.transform(customer_360(as_of, rules, job.ctx.run_id)).cache()
+            rows = base.transform(customer_360(as_of, rules, job.ctx.run_id))
+            rows = rows.withColumn(ROW_HASH, _row_hash(rows.columns)).cache()
         try:
-            with run.step("gate"):  # fails here, before the MERGE
-                gate = run_gate(job, "gold", TABLE, rows)
-            if gate.quarantined is not None and gate.report.rows_quarantined:
-                # a customer failing a quarantine rule is not published (and leaves gold)
-                delta_io.insert_new(
-                    spark,
-                    gate.quarantined.select(
-                        F.to_json(F.struct(*rows.columns)).alias("_record"),
-                        failure_reason().alias("_reason"),
-                        F.lit(job.ctx.run_id).alias("_run_id"),
-                        F.current_timestamp().alias("_quarantined_at"),
-                    ),
-                    paths.table("_quarantine", f"gold_{TABLE}"),
-                    match=["_record", "_reason"],
-                )
-            with run.step("write"):
-                commit, changes = _apply(
-                    spark,
-                    gate.passed,
-                    target,
-                    {STATE_KEY: {"as_of": as_of.isoformat(), "versions": versions,
-                                 "rules": _rules_hash(rules)}},
-                )  # fmt: skip
             population = rows.count()
+            if population == 0:
+                raise QualityGateError(
+                    f"quality gate gold.{TABLE} failed, nothing written:\n  the population of "
+                    f"{as_of} is empty: no silver.dim_customer version is valid at its end"
+                )
+            with run.step("diff"):
+                changes = _changes(spark, rows, target).cache()
+                counts = {
+                    r["_action"]: int(r["n"])
+                    for r in changes.groupBy("_action").agg(F.count("*").alias("n")).collect()
+                }
+            with run.step("gate"):  # on the rows to publish, before the MERGE
+                gate = run_gate(
+                    job, "gold", TABLE, changes.where("_action != 'delete'").drop("_action")
+                )
+            held = _hold_back(job, gate, rows.columns)
+            state = {"as_of": as_of.isoformat(), "versions": versions, "rules": _rules_hash(rules)}
+            with run.step("write"):
+                if not counts:
+                    commit = delta_io.CommitInfo(
+                        delta_io.current_version(spark, target), "NONE", {}
+                    )
+                else:
+                    commit = delta_io.merge_actions(
+                        spark,
+                        changes.join(held, "customer_id", "left_anti") if held else changes,
+                        target,
+                        match=["customer_id"],
+                        columns=rows.columns,
+                        user_metadata={STATE_KEY: state},
+                    )
         finally:
             rows.unpersist()
     for name, location in locations.items():
@@ -162,7 +173,9 @@ def build_customer_360(job: JobEnv) -> None:
                 "mode": f"full ({reason})" if reason else "incremental",
                 "customers": population,
                 "customers_recomputed": population if touched_count is None else touched_count,
-                **changes,
+                "customers_inserted": counts.get("insert", 0),
+                "customers_updated": counts.get("update", 0),
+                "customers_deleted": counts.get("delete", 0),
                 "as_of_date": as_of.isoformat(),
             },
         )
@@ -262,48 +275,51 @@ def _restricted(silver: Silver, touched: DataFrame) -> Silver:
     )
 
 
-def _apply(
-    spark: SparkSession, rows: DataFrame, target: str, state: dict[str, Any]
-) -> tuple[delta_io.CommitInfo, dict[str, int]]:
-    """Make ``target`` hold ``rows``: insert, update the rows that differ, delete the rest."""
-    compared = [c for c in rows.columns if c not in IGNORED]
-    if not delta_io.table_exists(spark, target):
-        delta_io.create_if_absent(spark, target, rows.schema, properties=GOLD_PROPERTIES)
+def _row_hash(columns: list[str]) -> Column:
+    """A hash of the row's values, bookkeeping excluded: a changed row has a new hash."""
+    compared = [c for c in columns if c not in IGNORED]
+    return F.sha2(F.to_json(F.struct(*[F.col(c) for c in compared])), 256)
+
+
+def _changes(spark: SparkSession, rows: DataFrame, target: str) -> DataFrame:
+    """What a MERGE must do to make ``target`` hold ``rows``.
+
+    Rows that are new or differ from the stored ones (``_action`` insert / update, by
+    the row hash), plus the stored customers no longer in ``rows`` (``delete``).
+    """
+    delta_io.create_if_absent(spark, target, rows.schema, properties=GOLD_PROPERTIES)
     stored = delta_io.read_table(spark, target)
-    same = rows.join(stored, on=[rows[c].eqNullSafe(stored[c]) for c in compared], how="left_semi")
-    differ = rows.join(same.select("customer_id"), "customer_id", "left_anti")
-    keys = stored.select("customer_id")
-    changes = (
-        differ.join(keys.withColumn("_stored", F.lit(True)), "customer_id", "left")
+    keys = stored.select("customer_id", F.lit(True).alias("_stored"))
+    if ROW_HASH in stored.columns:
+        hashes = stored.select("customer_id", ROW_HASH)
+        rows = rows.join(hashes, ["customer_id", ROW_HASH], "left_anti")
+    upserts = (
+        rows.join(keys, "customer_id", "left")
         .withColumn("_action", F.when(F.col("_stored"), "update").otherwise("insert"))
         .drop("_stored")
-        .unionByName(
-            stored.join(rows.select("customer_id"), "customer_id", "left_anti").withColumn(
-                "_action", F.lit("delete")
-            )
-        )
-        .cache()
     )
-    try:
-        counts = {
-            r["_action"]: int(r["n"])
-            for r in changes.groupBy("_action").agg(F.count("*").alias("n")).collect()
-        }
-        summary = {
-            "customers_inserted": counts.get("insert", 0),
-            "customers_updated": counts.get("update", 0),
-            "customers_deleted": counts.get("delete", 0),
-        }
-        if not counts:
-            return delta_io.CommitInfo(delta_io.current_version(spark, target), "NONE", {}), summary
-        commit = delta_io.merge_actions(
-            spark,
-            changes,
-            target,
-            match=["customer_id"],
-            columns=rows.columns,
-            user_metadata=state,
-        )
-        return commit, summary
-    finally:
-        changes.unpersist()
+    deletes = (
+        stored.join(rows.select("customer_id"), "customer_id", "left_anti")
+        .select(*[F.col(c) if c in stored.columns else F.lit(None) for c in upserts.columns[:-1]])
+        .toDF(*upserts.columns[:-1])
+        .withColumn("_action", F.lit("delete"))
+    )
+    return upserts.unionByName(deletes)
+
+
+def _hold_back(job: JobEnv, gate: GateResult, columns: list[str]) -> DataFrame | None:
+    """Customers a gold quarantine rule failed: kept out of this MERGE, written aside."""
+    if gate.quarantined is None or not gate.report.rows_quarantined:
+        return None
+    delta_io.insert_new(
+        job.spark,
+        gate.quarantined.select(
+            F.to_json(F.struct(*columns)).alias("_record"),
+            failure_reason().alias("_reason"),
+            F.lit(job.ctx.run_id).alias("_run_id"),
+            F.current_timestamp().alias("_quarantined_at"),
+        ),
+        job.paths.table("_quarantine", f"gold_{TABLE}"),
+        match=["_record", "_reason"],
+    )
+    return gate.quarantined.select("customer_id")
