@@ -36,6 +36,7 @@ from jobs.common.errors import QualityGateError
 from jobs.common.locks import table_lock
 from jobs.common.quality import GateResult, failure_reason, run_gate
 from jobs.common.run_context import DatasetStats
+from jobs.common.spark import jvm_log_level
 from jobs.gold.customer_360 import (
     BASE_COLUMNS,
     ChurnRules,
@@ -93,7 +94,12 @@ def build_customer_360(job: JobEnv) -> None:
         run.summary.notes["skipped"] = f"silver tables missing: {', '.join(sorted(missing))}"
         return
     target = paths.table("gold", TABLE)
-    with table_lock(paths, f"gold.{TABLE}", job.ctx.run_id):
+    with (
+        table_lock(paths, f"gold.{TABLE}", job.ctx.run_id),
+        # the scores are deliberate windows over the whole population (one row per
+        # customer); Spark would warn about a single partition on every query
+        jvm_log_level(spark, "org.apache.spark.sql.execution.window.WindowExec", "ERROR"),
+    ):
         versions = {n: delta_io.current_version(spark, loc) for n, loc in locations.items()}
         silver = Silver(
             **{
@@ -107,6 +113,7 @@ def build_customer_360(job: JobEnv) -> None:
             else None
         )
         reason = _full_rebuild_reason(state, as_of, rules)
+        cached: list[DataFrame] = []  # unpersisted at the end, whatever happens
         with run.step("metrics"):
             if reason:
                 base = base_metrics(silver, as_of)
@@ -114,6 +121,7 @@ def build_customer_360(job: JobEnv) -> None:
             else:
                 assert state is not None
                 touched = _touched(spark, silver, locations, state, versions, as_of).cache()
+                cached.append(touched)
                 touched_count = touched.count()
                 fresh = base_metrics(_restricted(silver, touched), as_of)
                 kept = (
@@ -124,6 +132,7 @@ def build_customer_360(job: JobEnv) -> None:
                 base = kept.unionByName(fresh)
             rows = base.transform(customer_360(as_of, rules, job.ctx.run_id))
             rows = rows.withColumn(ROW_HASH, _row_hash(rows.columns)).cache()
+            cached.append(rows)
         try:
             population = rows.count()
             if population == 0:
@@ -133,6 +142,7 @@ def build_customer_360(job: JobEnv) -> None:
                 )
             with run.step("diff"):
                 changes = _changes(spark, rows, target).cache()
+                cached.append(changes)
                 counts = {
                     r["_action"]: int(r["n"])
                     for r in changes.groupBy("_action").agg(F.count("*").alias("n")).collect()
@@ -142,7 +152,11 @@ def build_customer_360(job: JobEnv) -> None:
                     job, "gold", TABLE, changes.where("_action != 'delete'").drop("_action")
                 )
             held = _hold_back(job, gate, rows.columns)
-            state = {"as_of": as_of.isoformat(), "versions": versions, "rules": _rules_hash(rules)}
+            reached = {
+                "as_of": as_of.isoformat(),
+                "versions": versions,
+                "rules": _rules_hash(rules),
+            }
             with run.step("write"):
                 if not counts:
                     commit = delta_io.CommitInfo(
@@ -151,14 +165,17 @@ def build_customer_360(job: JobEnv) -> None:
                 else:
                     commit = delta_io.merge_actions(
                         spark,
-                        changes.join(held, "customer_id", "left_anti") if held else changes,
+                        changes.join(held, "customer_id", "left_anti")
+                        if held is not None
+                        else changes,
                         target,
                         match=["customer_id"],
                         columns=rows.columns,
-                        user_metadata={STATE_KEY: state},
+                        user_metadata={STATE_KEY: reached},
                     )
         finally:
-            rows.unpersist()
+            for frame in cached:
+                frame.unpersist()
     for name, location in locations.items():
         run.input(
             DatasetStats(f"silver.{INPUTS[name]}", location, extra={"version": versions[name]})
