@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common import delta_io
-from jobs.common.errors import QualityGateError
+from jobs.common.errors import QualityGateError, ReconciliationError
 from jobs.common.locks import table_lock
 from jobs.common.quality import GateResult, failure_reason, run_gate
 from jobs.common.run_context import DatasetStats
@@ -173,6 +173,13 @@ def build_customer_360(job: JobEnv) -> None:
                         columns=rows.columns,
                         user_metadata={STATE_KEY: reached},
                     )
+            stored = delta_io.read_table(spark, target).count()
+            held_back = held.count() if held is not None else 0  # stored rows may stay
+            if not population - held_back <= stored <= population:
+                raise ReconciliationError(
+                    f"reconciliation gold.{TABLE} failed after the write: it holds {stored} "
+                    f"customers, the population of {as_of} is {population}"
+                )
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -307,11 +314,12 @@ def _changes(spark: SparkSession, rows: DataFrame, target: str) -> DataFrame:
     delta_io.create_if_absent(spark, target, rows.schema, properties=GOLD_PROPERTIES)
     stored = delta_io.read_table(spark, target)
     keys = stored.select("customer_id", F.lit(True).alias("_stored"))
+    differ = rows
     if ROW_HASH in stored.columns:
         hashes = stored.select("customer_id", ROW_HASH)
-        rows = rows.join(hashes, ["customer_id", ROW_HASH], "left_anti")
+        differ = rows.join(hashes, ["customer_id", ROW_HASH], "left_anti")
     upserts = (
-        rows.join(keys, "customer_id", "left")
+        differ.join(keys, "customer_id", "left")
         .withColumn("_action", F.when(F.col("_stored"), "update").otherwise("insert"))
         .drop("_stored")
     )
