@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,41 @@ def assert_equals_full_rebuild(
         ignore_column_order=True,
         ignore_nullable=True,
     )
+
+
+def test_incremental_equals_full_on_hand_built_days_with_late_data_and_a_delete(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    """The fast check (the generated multi-day one is slower): D-1, then late facts,
+    a deleted customer and a moved window at D."""
+    from tests.jobs.gold.test_customer_360 import ORDERS, silver
+
+    tables = silver(spark)
+    for name, table in INPUTS.items():
+        getattr(tables, name).write.format("delta").option(
+            "delta.enableChangeDataFeed", "true"
+        ).save(lake.table("silver", table))
+    first = dt.date(2026, 1, 9)
+    assert run_gold(spark, settings, lake, first, attempt=1)["mode"] == "full (first build)"
+    assert_equals_full_rebuild(spark, settings, lake, first)
+    # late: an order of C2 on 01-03; C1 deleted on 01-10 (its open version closes)
+    spark.createDataFrame(
+        [("O9", "C2", t("2026-01-03 09:00"), "USD", Decimal("7.50"), "delivered")], ORDERS
+    ).write.format("delta").mode("append").save(lake.table("silver", "fct_orders"))
+    dim = lake.table("silver", "dim_customer")
+    closed = read_table(spark, dim).where("customer_id = 'C1'").withColumn(
+        "valid_to", F.lit(t("2026-01-10 12:00"))
+    ).withColumn("is_current", F.lit(False))
+    from delta.tables import DeltaTable
+
+    DeltaTable.forPath(spark, dim).alias("d").merge(
+        closed.alias("c"), "d.customer_id = c.customer_id AND d.valid_from = c.valid_from"
+    ).whenMatchedUpdateAll().execute()
+    second = dt.date(2026, 1, 10)
+    out = run_gold(spark, settings, lake, second, attempt=1)
+    assert (out["mode"], out["customers_deleted"]) == ("incremental", 1)
+    assert_equals_full_rebuild(spark, settings, lake, second)
+
+
+def t(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
