@@ -331,9 +331,14 @@ def rfm_segment(rules: Customer360Rules) -> Column:
 
 
 def customer_360(
-    as_of: dt.date, rules: Customer360Rules, run_id: str
+    as_of: dt.date, rules: Customer360Rules, run_id: str, updated_at: dt.datetime | None = None
 ) -> Callable[[DataFrame], DataFrame]:
-    """The table's rows from :func:`base_metrics` rows (the whole population of D)."""
+    """The table's rows from :func:`base_metrics` rows (the whole population of D).
+
+    ``updated_at`` (the run's start; default now) is a literal, so the rows are a
+    deterministic function of the inputs and Delta need not materialise a MERGE source.
+    """
+    stamp = F.lit(updated_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)).cast("timestamp")
     day = F.lit(as_of)
 
     def transform(base: DataFrame) -> DataFrame:
@@ -368,7 +373,7 @@ def customer_360(
             churn_risk(rules.churn).alias("churn_risk"),
             day.alias("as_of_date"),
             F.lit(run_id).alias("_run_id"),
-            F.current_timestamp().alias("_updated_at"),
+            stamp.alias("_updated_at"),
         )
 
     return transform

@@ -32,6 +32,8 @@ def gold_rows(spark: SparkSession, lake: LakePaths):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # 7 min on 2 cores: make test-extended (CI runs it); the hand-built
+# incremental == full test below runs in make test
 def test_incremental_refreshes_equal_a_full_rebuild_on_generated_days(
     spark: SparkSession, settings: Settings, lake: LakePaths
 ) -> None:
