@@ -17,9 +17,6 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
-
 from jobs.common import delta_io
 
 if TYPE_CHECKING:
@@ -82,38 +79,28 @@ def run_maintenance(job: JobEnv) -> None:
 def _maintain(
     job: JobEnv, name: str, location: str, zorder: list[str] | None, retention: int
 ) -> dict[str, Any]:
-    spark = job.spark
-    from delta.tables import DeltaTable
-
-    table = DeltaTable.forPath(spark, location)
-    optimizer = table.optimize()
-    result = optimizer.executeZOrderBy(*zorder) if zorder else optimizer.executeCompaction()
-    metrics = result.select("metrics.*").first()
     entry: dict[str, Any] = {
         "zorder_by": zorder or [],
-        "files_removed": int(metrics["numFilesRemoved"]) if metrics else 0,
-        "files_added": int(metrics["numFilesAdded"]) if metrics else 0,
+        **delta_io.optimize(job.spark, location, zorder or ()),
     }
     blocker = _unread_bronze(job, name, location, retention) if name.startswith("bronze.") else None
     if blocker:
         entry["vacuum"] = f"skipped: {blocker}"
         log.warning("not vacuuming %s: %s", name, blocker)
     else:
-        table.vacuum(retention / 24 if retention else 0.0)
+        delta_io.vacuum(job.spark, location, retention)
         entry["vacuum"] = f"retention {retention}h"
-    entry["version"] = delta_io.current_version(spark, location)
+    entry["version"] = delta_io.current_version(job.spark, location)
     return entry
 
 
 def _unread_bronze(job: JobEnv, name: str, location: str, retention: int) -> str | None:
     """Why VACUUM would break a Silver table's next read of ``name``, or None."""
-    spark: SparkSession = job.spark
+    spark = job.spark
     progress = job.paths.table("_control", "silver_progress")
     readers = [t for t, s in job.settings.silver.items() if f"bronze.{s.source}" == name]
     if not readers or not delta_io.table_exists(spark, progress):
         return None
-    from delta.tables import DeltaTable
-
     latest = delta_io.current_version(spark, location)
     done = {
         r["name"]: int(r["position"])
@@ -123,16 +110,10 @@ def _unread_bronze(job: JobEnv, name: str, location: str, retention: int) -> str
     oldest_needed = min((done.get(f"silver.{t}", -1) + 1 for t in readers), default=latest + 1)
     if oldest_needed > latest:
         return None
-    committed = (
-        DeltaTable.forPath(spark, location)
-        .history()
-        .where(F.col("version") == oldest_needed)
-        .select("timestamp")
-        .first()
-    )
+    committed = delta_io.commit_time(spark, location, oldest_needed)
     if committed is None:
         return None
-    age = dt.datetime.now() - committed["timestamp"]
+    age = dt.datetime.now() - committed
     if age > dt.timedelta(hours=retention):
         return (
             f"version {oldest_needed} ({age} old) is not read yet by "

@@ -78,6 +78,59 @@ def read_inserts_since(
     )
 
 
+def read_changes_since(
+    spark: SparkSession, location: str, after_version: int, end_version: int
+) -> DataFrame:
+    """Every change of versions ``after_version+1 .. end_version`` (Change Data Feed).
+
+    Inserts, update pre- and post-images, deletes; empty when there are none.
+    """
+    if after_version >= end_version:
+        return read_table(spark, location).limit(0)
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", after_version + 1)
+        .option("endingVersion", end_version)
+        .load(location)
+    )
+
+
+def optimize(spark: SparkSession, location: str, zorder_by: Sequence[str] = ()) -> dict[str, int]:
+    """OPTIMIZE the table (Z-ORDER BY ``zorder_by`` when given): files removed and added."""
+    from delta.tables import DeltaTable
+
+    optimizer = DeltaTable.forPath(spark, location).optimize()
+    result = optimizer.executeZOrderBy(*zorder_by) if zorder_by else optimizer.executeCompaction()
+    metrics = result.select("metrics.*").first()
+    return {
+        "files_removed": int(metrics["numFilesRemoved"]) if metrics else 0,
+        "files_added": int(metrics["numFilesAdded"]) if metrics else 0,
+    }
+
+
+def vacuum(spark: SparkSession, location: str, retention_hours: int) -> None:
+    """VACUUM files unreferenced for longer than ``retention_hours``."""
+    from delta.tables import DeltaTable
+
+    DeltaTable.forPath(spark, location).vacuum(retention_hours / 24)
+
+
+def commit_time(spark: SparkSession, location: str, version: int) -> Any:
+    """When ``version`` was committed (a naive UTC datetime), or None."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    row = (
+        DeltaTable.forPath(spark, location)
+        .history()
+        .where(F.col("version") == version)
+        .select("timestamp")
+        .first()
+    )
+    return None if row is None else row["timestamp"]
+
+
 def resolve_location(spark: SparkSession, target: str) -> str:
     """The storage location of ``target``: a path as is, a catalog table name resolved."""
     if "/" in target or ":" in target:

@@ -221,19 +221,6 @@ def _full_rebuild_reason(
     return None
 
 
-def _changed_since(spark: SparkSession, location: str, since: int, until: int) -> DataFrame:
-    """Rows of every change (insert, update, delete) in versions ``since+1 .. until``."""
-    if since >= until:
-        return delta_io.read_table(spark, location).limit(0)
-    return (
-        spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", since + 1)
-        .option("endingVersion", until)
-        .load(location)
-    )
-
-
 def _between(column: str, start: dt.date, end: dt.date) -> Column:
     """``column`` on a day in ``start`` .. ``end`` (both inclusive)."""
     low = F.lit(dt.datetime.combine(start, dt.time())).cast("timestamp")
@@ -253,9 +240,11 @@ def _touched(
     before = state["versions"]
     ids: list[DataFrame] = []
     for name in ("customers", "orders", "returns", "events", "cases"):
-        changed = _changed_since(spark, locations[name], int(before[name]), versions[name])
+        changed = delta_io.read_changes_since(
+            spark, locations[name], int(before[name]), versions[name]
+        )
         ids.append(changed.select("customer_id"))
-    rates = _changed_since(spark, locations["fx"], int(before["fx"]), versions["fx"])
+    rates = delta_io.read_changes_since(spark, locations["fx"], int(before["fx"]), versions["fx"])
     earliest = rates.groupBy("currency").agg(F.min("rate_date").alias("_since"))
     for facts, ts in ((silver.orders, "order_ts"), (silver.returns, "return_ts")):
         ids.append(
