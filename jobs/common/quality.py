@@ -337,7 +337,7 @@ def run_gate(job: JobEnv, layer: str, table: str, staged: DataFrame) -> GateResu
         raise
     finally:
         if report is not None and report.status == "no-suite":
-            _REPORTS.setdefault(job.ctx.run_id, []).append(report)  # for reconcile()
+            _remember(job.ctx.run_id, report)  # for reconcile(); nothing to show yet
         elif report is not None:
             _record(job, report)
 
@@ -352,15 +352,15 @@ def reconcile(job: JobEnv, layer: str, table: str, accounting: Reconciliation) -
         ReconciliationError: in strict mode, when the identity does not hold.
     """
     name = f"{layer}.{table}"
-    reports = _REPORTS.setdefault(job.ctx.run_id, [])
-    report = next((r for r in reports if r.name == name), None)
+    report = next((r for r in reports_for(job.ctx.run_id) if r.name == name), None)
     if report is None:  # run_gate was not called (nothing staged)
         report = GateReport(layer, table, job.ctx.run_id, job.settings.quality.mode, None)
         report.status = "no-suite"
-        reports.append(report)
+    before = report.reconciliation.problems() if report.reconciliation else []
     report.reconciliation = accounting
     problems = accounting.problems()
-    report.problems.extend(problems)
+    # the read-side check's lines give way to the full check's (warn-only keeps going)
+    report.problems = [p for p in report.problems if p not in before] + problems
     if problems:
         report.status = "failed" if report.mode == "strict" else "warned"
     _record(job, report)
@@ -382,9 +382,14 @@ def reports_for(run_id: str) -> list[GateReport]:
     return list(_REPORTS.get(run_id, []))
 
 
+def _remember(run_id: str, report: GateReport) -> None:
+    """Keep ``report`` as the run's latest for its table (replacing an earlier one)."""
+    reports = _REPORTS.get(run_id, [])
+    _REPORTS[run_id] = [*[r for r in reports if r.name != report.name], report]
+
+
 def _record(job: JobEnv, report: GateReport) -> None:
-    reports = _REPORTS.setdefault(job.ctx.run_id, [])
-    _REPORTS[job.ctx.run_id] = [*[r for r in reports if r.name != report.name], report]
+    _remember(job.ctx.run_id, report)
     job.recorder.quality(
         report.name, report.to_json(), report.summary(), render_html(_REPORTS[job.ctx.run_id])
     )

@@ -53,7 +53,7 @@ def build_silver(job: JobEnv, table: str) -> None:
                 if done is None
                 else delta_io.read_inserts_since(spark, bronze, first, latest)
             )
-            outcome = _write(job, table, spec, rows, (first, latest))
+            outcome = _write(job, table, spec, rows, bronze, (first, latest))
         delta_io.write_progress(spark, progress, f"silver.{table}", latest)
     run.input(
         DatasetStats(
@@ -82,6 +82,7 @@ def _write(
     table: str,
     spec: SilverTableSpec,
     rows: DataFrame,
+    bronze: str,
     versions: tuple[int, int],
 ) -> dict[str, Any]:
     """Conform, gate, quarantine and write one batch of Bronze rows; reconcile the counts."""
@@ -105,7 +106,7 @@ def _write(
             source=f"bronze.{spec.source}",
             target=f"silver.{table}",
             versions=versions,
-            source_rows=delta_io.rows_added(spark, paths.table("bronze", spec.source), *versions),
+            source_rows=delta_io.rows_added(spark, bronze, *versions),
             rows_read=rows_in,
             max_row_loss=job.settings.quality.max_row_loss,
         )
