@@ -12,9 +12,11 @@ JARS := .jars
 JAR_STAMP := $(JARS)/.stamp
 KAFKA_JARS := .jars-test/kafka-broker
 KAFKA_STAMP := $(KAFKA_JARS)/.stamp
+LINEAGE_JARS := .jars-lineage
+LINEAGE_STAMP := $(LINEAGE_JARS)/.stamp
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker test-property test-extended
+.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark test-property test-extended
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -50,6 +52,15 @@ $(KAFKA_STAMP): jvm/kafka-broker/pom.xml
 	mvn -q -B -f jvm/kafka-broker/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS) -DincludeScope=runtime
 	@touch $@
 
+# The openlineage-spark listener (lineage.spark_listener; on in dev/prod). Locally it is
+# fetched for the smoke test and for runs that switch the listener on.
+openlineage-spark: $(LINEAGE_STAMP)
+
+$(LINEAGE_STAMP): jvm/openlineage-spark/pom.xml
+	rm -rf $(LINEAGE_JARS)
+	mvn -q -B -f jvm/openlineage-spark/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(LINEAGE_JARS) -DincludeScope=runtime
+	@touch $@
+
 demo: bootstrap
 	$(VENV)/bin/lakehouse demo $(DEMO_ARGS)
 
@@ -72,7 +83,7 @@ postgres-bin:
 # Two workers; long tests are scheduled first (tests/conftest.py). Tests marked
 # `extended` (further crash points of a kill test whose main case runs here) are left
 # to `make test-extended`, which CI runs after `make test`.
-pytest: bootstrap postgres-bin kafka-broker
+pytest: bootstrap postgres-bin kafka-broker openlineage-spark
 	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
@@ -82,7 +93,7 @@ test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
 # What make test leaves out: extended crash points, and the property test at 60 examples.
-test-extended: bootstrap postgres-bin kafka-broker
+test-extended: bootstrap postgres-bin kafka-broker openlineage-spark
 	$(VENV)/bin/pytest -q -n 2 --dist load -m extended $(PYTEST_ARGS)
 	$(MAKE) test-property
 
@@ -96,4 +107,4 @@ spark-submit: bootstrap
 	  spark-submit $$($(PY) -m jobs.common.jars) jobs/main.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(JARS) .jars-test .lakehouse .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(JARS) $(LINEAGE_JARS) .jars-test .lakehouse .pytest_cache .mypy_cache .ruff_cache

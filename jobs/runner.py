@@ -31,8 +31,10 @@ def execute(
     """
     spec = get_job(ctx.job, settings)
     paths.ensure_local_layout()
-    session = spark or build_spark_session(settings, paths, app_name=f"lakehouse:{ctx.job}")
     lineage = RunLineage(settings, paths, ctx)
+    session = spark or build_spark_session(
+        settings, paths, app_name=f"lakehouse:{ctx.job}", overrides=lineage.spark_listener_conf()
+    )
 
     def end(summary: RunSummary, error: BaseException | None) -> None:
         lineage.finish(summary, session, error, spec.column_lineage)

@@ -181,6 +181,18 @@ class GoldSettings(_Frozen):
     maintenance: MaintenanceSettings
 
 
+class SparkListenerSettings(_Frozen):
+    """The openlineage-spark listener: one event pair per Spark action, under the job run.
+
+    Its jar is listed in ``pom``; local runs read it from ``jars_dir`` (``make
+    openlineage-spark``), EMR runs from ``<storage.artifacts_uri>/jars/``.
+    """
+
+    enabled: bool = False
+    pom: str = "jvm/openlineage-spark/pom.xml"
+    jars_dir: str = ".jars-lineage"
+
+
 class LineageSettings(_Frozen):
     """OpenLineage events (``jobs.common.lineage``).
 
@@ -192,6 +204,12 @@ class LineageSettings(_Frozen):
     enabled: bool = True
     namespace: str | None = None
     transport: dict[str, Any] = Field(default_factory=lambda: {"type": "file"})
+    spark_listener: SparkListenerSettings = Field(default_factory=SparkListenerSettings)
+
+    @property
+    def spark_listener_on(self) -> bool:
+        """The listener runs only when lineage itself is on."""
+        return self.enabled and self.spark_listener.enabled
 
 
 class QualitySettings(_Frozen):

@@ -55,7 +55,7 @@ def required_artifacts(pom: Path) -> list[Artifact]:
     ]
 
 
-def local_jars(pom: Path, jars_dir: Path) -> list[Path]:
+def local_jars(pom: Path, jars_dir: Path, fetch_command: str = FETCH_COMMAND) -> list[Path]:
     """All jars of the local cache, after checking that every required one is there.
 
     Raises:
@@ -68,14 +68,13 @@ def local_jars(pom: Path, jars_dir: Path) -> list[Path]:
         names = "\n  ".join(f"{a.coordinate} (expected {jars_dir / a.file_name})" for a in missing)
         raise MissingJarError(
             f"missing JVM dependencies for a local Spark session:\n  {names}\n"
-            f"Fetch them once with `{FETCH_COMMAND}` (needs Maven Central); runs are offline after."
+            f"Fetch them once with `{fetch_command}` (needs Maven Central); runs are offline after."
         )
     return sorted(jars_dir.glob("*.jar"))
 
 
-def spark_submit_args(pom: Path, jars_dir: Path) -> list[str]:
-    """``spark-submit`` flags that put the local jar cache on driver and executors."""
-    jars = local_jars(pom, jars_dir)
+def spark_submit_args(jars: list[Path]) -> list[str]:
+    """``spark-submit`` flags that put ``jars`` on driver and executors."""
     return [
         "--jars",
         ",".join(str(j) for j in jars),
@@ -87,11 +86,11 @@ def spark_submit_args(pom: Path, jars_dir: Path) -> list[str]:
 if __name__ == "__main__":
     import sys
 
-    from jobs.common.config import PROJECT_ROOT, load_settings
+    from jobs.common.config import load_settings
+    from jobs.common.spark import session_jars
 
-    jvm = load_settings("local").jvm
     try:
-        args = spark_submit_args(PROJECT_ROOT / jvm.pom, PROJECT_ROOT / jvm.jars_dir)
+        args = spark_submit_args(session_jars(load_settings("local")))
     except MissingJarError as exc:
         sys.exit(f"lakehouse: error: {exc}")
     print(" ".join(args))

@@ -136,6 +136,28 @@ def transport_config(settings: Settings, paths: LakePaths) -> dict[str, Any] | N
     return transport
 
 
+def _java(transport: Mapping[str, Any]) -> dict[str, str]:
+    """An openlineage-python transport config in the Java client's terms.
+
+    file: the listener's own file next to the Python one (two writers never share a
+    file); http: ``timeout`` seconds -> ``timeoutInMillis``. Credentials (``auth``) are
+    not copied into Spark settings, which the Spark UI and event log show: give the
+    listener its own through ``OPENLINEAGE__TRANSPORT__AUTH__*`` in the job's environment.
+    """
+    kind = transport.get("type")
+    if kind == "file":
+        path = Path(transport["log_file_path"])
+        return {"type": "file", "location": str(path.with_name(f"spark-{path.name}"))}
+    if kind == "http":
+        java = {"type": "http", "url": str(transport["url"])}
+        if "endpoint" in transport:
+            java["endpoint"] = str(transport["endpoint"])
+        if "timeout" in transport:
+            java["timeoutInMillis"] = str(int(float(transport["timeout"]) * 1000))
+        return java
+    return {k: str(v) for k, v in transport.items() if k != "auth" and not isinstance(v, Mapping)}
+
+
 class RunLineage:
     """The lineage of one job run; :meth:`start` then one of :meth:`finish`."""
 
@@ -157,6 +179,32 @@ class RunLineage:
         self.stats = LineageStats(str(generate_new_uuid()), self.namespace, "none")
         parent = os.environ.get(PARENT_ENV)
         self.parent = ParentRun.parse(parent) if parent else None
+
+    def spark_listener_conf(self) -> dict[str, str]:
+        """Spark settings that put the openlineage-spark listener's events under this run.
+
+        The listener (``lineage.spark_listener``) emits one event pair per Spark action,
+        parented to this run (whose own parent, the Airflow task, becomes the root), in
+        the same namespace and over the same transport. Empty when the listener is off.
+        """
+        if not self._settings.lineage.spark_listener_on:
+            return {}
+        conf = {
+            "spark.openlineage.namespace": self.namespace,
+            "spark.openlineage.parentJobNamespace": self.namespace,
+            "spark.openlineage.parentJobName": self.ctx.job,
+            "spark.openlineage.parentRunId": self.stats.run_id,
+        }
+        if self.parent:
+            conf |= {
+                "spark.openlineage.rootParentJobNamespace": self.parent.namespace,
+                "spark.openlineage.rootParentJobName": self.parent.job_name,
+                "spark.openlineage.rootParentRunId": self.parent.run_id,
+            }
+        transport = transport_config(self._settings, self.paths)
+        if transport is not None:  # else the listener reads the standard config too
+            conf |= {f"spark.openlineage.transport.{k}": v for k, v in _java(transport).items()}
+        return conf
 
     @property
     def client(self) -> OpenLineageClient:

@@ -18,16 +18,43 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.common.config import PROJECT_ROOT, Settings
-from jobs.common.jars import local_jars
+from jobs.common.jars import local_jars, required_artifacts
 from jobs.common.paths import LakePaths
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 GLUE_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
+LINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
+
+
+def session_jars(settings: Settings) -> list[Path]:
+    """Local jars of a session: the ``jvm/pom.xml`` cache, plus the lineage listener's.
+
+    Raises:
+        MissingJarError: a required jar is not in its cache (names the fetch command).
+
+    """
+    jars = local_jars(PROJECT_ROOT / settings.jvm.pom, PROJECT_ROOT / settings.jvm.jars_dir)
+    listener = settings.lineage.spark_listener
+    if settings.lineage.spark_listener_on:
+        jars += local_jars(
+            PROJECT_ROOT / listener.pom, PROJECT_ROOT / listener.jars_dir, "make openlineage-spark"
+        )
+    return jars
+
+
+def listener_jar_uri(settings: Settings) -> str:
+    """Where an EMR run reads the lineage listener's jar: ``<artifacts_uri>/jars/<file>``.
+
+    The job submission passes it with ``--jars``: the driver must load the listener
+    class when its SparkContext starts, before the session's own settings apply.
+    """
+    (artifact,) = required_artifacts(PROJECT_ROOT / settings.lineage.spark_listener.pom)
+    return f"{(settings.storage.artifacts_uri or '').rstrip('/')}/jars/{artifact.file_name}"
 
 
 def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
@@ -50,8 +77,10 @@ def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "true",
     }
+    if settings.lineage.spark_listener_on:
+        conf["spark.extraListeners"] = LINEAGE_LISTENER
     if settings.runtime == "local":
-        jars = local_jars(PROJECT_ROOT / settings.jvm.pom, PROJECT_ROOT / settings.jvm.jars_dir)
+        jars = session_jars(settings)
         utc = "-Duser.timezone=UTC"
         conf.update(
             {
@@ -119,6 +148,10 @@ def build_spark_session(
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.spark.log_level)
+    if settings.lineage.spark_listener_on:
+        # The listener logs an ERROR for every Spark execution it has no plan for
+        # (Delta's internal log and checkpoint jobs): not a fault, and not actionable.
+        _set_jvm_log_level(session, "io.openlineage.spark.agent.lifecycle.ContextFactory", "FATAL")
     return session
 
 
@@ -132,15 +165,22 @@ def runtime_versions(session: SparkSession) -> dict[str, str]:
     return {"spark": str(session.version), "delta": delta}
 
 
+def _set_jvm_log_level(session: SparkSession, logger: str, level: Any) -> Any:
+    """Set a JVM (log4j2) logger's level (a name or a JVM Level); return the previous."""
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    before = jvm.org.apache.logging.log4j.LogManager.getLogger(logger).getLevel()
+    if isinstance(level, str):
+        level = jvm.org.apache.logging.log4j.Level.toLevel(level)
+    jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(logger, level)
+    return before
+
+
 @contextmanager
 def jvm_log_level(session: SparkSession, logger: str, level: str) -> Iterator[None]:
     """Set a JVM (log4j2) logger's level inside the block, then restore it."""
-    jvm = session.sparkContext._jvm
-    assert jvm is not None
-    config = jvm.org.apache.logging.log4j.core.config.Configurator
-    before = jvm.org.apache.logging.log4j.LogManager.getLogger(logger).getLevel()
-    config.setLevel(logger, jvm.org.apache.logging.log4j.Level.toLevel(level))
+    before = _set_jvm_log_level(session, logger, level)
     try:
         yield
     finally:
-        config.setLevel(logger, before)
+        _set_jvm_log_level(session, logger, before)

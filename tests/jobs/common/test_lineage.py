@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import pytest
 from pyspark.sql import SparkSession
 
-from jobs.common.config import LineageSettings, Settings
+from jobs.common.config import LineageSettings, Settings, SparkListenerSettings
 from jobs.common.errors import QualityGateError
-from jobs.common.lineage import PARENT_ENV, ParentRun, dataset_name
+from jobs.common.lineage import PARENT_ENV, ParentRun, RunLineage, dataset_name
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext
 from jobs.runner import execute
@@ -177,6 +177,36 @@ def test_an_unreachable_lineage_endpoint_never_fails_the_job(
     assert summary.status == "SUCCEEDED"
     assert (summary.lineage["emitted"], summary.lineage["failed"]) == (0, 2)
     assert summary.lineage["errors"][0].startswith("START: ")
+
+
+def test_the_spark_listener_reports_under_the_run_over_the_same_transport(
+    settings: Settings, lake: LakePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OPENLINEAGE_CONFIG", "OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(PARENT_ENV, "airflow/lakehouse_daily.gold/0193")
+    http = {"type": "http", "url": "https://marquez:5000", "timeout": 5,
+            "auth": {"type": "api_key", "api_key": "secret"}}  # fmt: skip
+    lineage = settings.lineage.model_copy(
+        update={"transport": http, "spark_listener": SparkListenerSettings(enabled=True)}
+    )
+    run = RunLineage(
+        settings.model_copy(update={"lineage": lineage}), lake, RunContext("gold", "local", DAY)
+    )
+    assert run.spark_listener_conf() == {
+        "spark.openlineage.namespace": "lakehouse-local",
+        "spark.openlineage.parentJobNamespace": "lakehouse-local",
+        "spark.openlineage.parentJobName": "gold",
+        "spark.openlineage.parentRunId": run.stats.run_id,
+        "spark.openlineage.rootParentJobNamespace": "airflow",
+        "spark.openlineage.rootParentJobName": "lakehouse_daily.gold",
+        "spark.openlineage.rootParentRunId": "0193",
+        "spark.openlineage.transport.type": "http",
+        "spark.openlineage.transport.url": "https://marquez:5000",
+        "spark.openlineage.transport.timeoutInMillis": "5000",
+    }  # no credentials in Spark settings (the Spark UI shows them)
+    off = RunLineage(settings, lake, RunContext("gold", "local", DAY))
+    assert off.spark_listener_conf() == {}
 
 
 def test_parent_run_is_parsed_from_the_airflow_form() -> None:

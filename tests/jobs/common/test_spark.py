@@ -8,7 +8,13 @@ from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from jobs.common.config import load_settings
 from jobs.common.paths import LakePaths
-from jobs.common.spark import GLUE_FACTORY, runtime_versions, spark_conf
+from jobs.common.spark import (
+    GLUE_FACTORY,
+    LINEAGE_LISTENER,
+    listener_jar_uri,
+    runtime_versions,
+    spark_conf,
+)
 
 
 def test_session_runs_the_pinned_runtime(spark: SparkSession) -> None:
@@ -55,6 +61,13 @@ def test_emr_conf_uses_bundled_delta_and_glue_catalog() -> None:
     assert conf["spark.hadoop.hive.metastore.client.factory.class"] == GLUE_FACTORY
     assert conf["spark.sql.shuffle.partitions"] == "64"
     assert conf["spark.sql.warehouse.dir"] == "s3://lakehouse-dev-lake/lake/_warehouse"
+    assert conf["spark.extraListeners"] == LINEAGE_LISTENER
+
+
+def test_emr_reads_the_lineage_listener_jar_from_the_artifacts_bucket() -> None:
+    assert listener_jar_uri(load_settings("prod", environ={})) == (
+        "s3://lakehouse-prod-artifacts/jars/openlineage-spark_2.13-1.53.0.jar"
+    )
 
 
 def test_local_conf_puts_cached_jars_on_driver_classpath() -> None:
@@ -62,3 +75,11 @@ def test_local_conf_puts_cached_jars_on_driver_classpath() -> None:
     assert conf["spark.master"] == "local[2]"
     assert "delta-spark_4.1_2.13-4.2.0.jar" in conf["spark.driver.extraClassPath"]
     assert conf["spark.jars"].count(",") == conf["spark.driver.extraClassPath"].count(":")
+    assert "spark.extraListeners" not in conf  # the lineage listener is off locally
+
+
+def test_a_local_run_can_switch_the_lineage_listener_on() -> None:
+    on = {"LAKEHOUSE__LINEAGE__SPARK_LISTENER__ENABLED": "true"}
+    conf = spark_conf(load_settings("local", environ=on), LakePaths("/tmp/x"))
+    assert conf["spark.extraListeners"] == LINEAGE_LISTENER
+    assert "openlineage-spark_2.13-1.53.0.jar" in conf["spark.driver.extraClassPath"]
