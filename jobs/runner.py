@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -37,8 +38,10 @@ def execute(
     )
 
     def end(summary: RunSummary, error: BaseException | None) -> None:
+        start = time.perf_counter()
         lineage.finish(summary, session, error, spec.column_lineage)
         summary.lineage = asdict(lineage.stats)
+        summary.steps["lineage"] = round(time.perf_counter() - start, 3)
 
     with job_run(ctx, paths, on_end=end) as recorder:
         recorder.summary.versions.update(runtime_versions(session))

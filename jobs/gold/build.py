@@ -100,18 +100,19 @@ def build_customer_360(job: JobEnv) -> None:
         # customer); Spark would warn about a single partition on every query
         jvm_log_level(spark, "org.apache.spark.sql.execution.window.WindowExec", "ERROR"),
     ):
-        versions = {n: delta_io.current_version(spark, loc) for n, loc in locations.items()}
-        silver = Silver(
-            **{
-                n: delta_io.read_table(spark, loc, version=versions[n])
-                for n, loc in locations.items()
-            }
-        )
-        state = (
-            delta_io.last_user_metadata(spark, target, STATE_KEY)
-            if delta_io.table_exists(spark, target)
-            else None
-        )
+        with run.step("plan"):
+            versions = {n: delta_io.current_version(spark, loc) for n, loc in locations.items()}
+            silver = Silver(
+                **{
+                    n: delta_io.read_table(spark, loc, version=versions[n])
+                    for n, loc in locations.items()
+                }
+            )
+            state = (
+                delta_io.last_user_metadata(spark, target, STATE_KEY)
+                if delta_io.table_exists(spark, target)
+                else None
+            )
         reason = _full_rebuild_reason(state, as_of, rules)
         cached: list[DataFrame] = []  # unpersisted at the end, whatever happens
         with run.step("metrics"):
@@ -131,17 +132,17 @@ def build_customer_360(job: JobEnv) -> None:
                 )
                 base = kept.unionByName(fresh)
             rows = base.transform(customer_360(as_of, rules, job.ctx.run_id))
-            rows = rows.withColumn(ROW_HASH, _row_hash(rows.columns)).cache()
+            rows = rows.withColumn(ROW_HASH, _row_hash(rows.columns)).localCheckpoint(eager=True)
             cached.append(rows)
-        try:
             population = rows.count()
+        try:
             if population == 0:
                 raise QualityGateError(
                     f"quality gate gold.{TABLE} failed, nothing written:\n  the population of "
                     f"{as_of} is empty: no silver.dim_customer version is valid at its end"
                 )
             with run.step("diff"):
-                changes = _changes(spark, rows, target).cache()
+                changes = _changes(spark, rows, target).localCheckpoint(eager=True)
                 cached.append(changes)
                 counts = {
                     r["_action"]: int(r["n"])
@@ -173,15 +174,18 @@ def build_customer_360(job: JobEnv) -> None:
                         columns=rows.columns,
                         user_metadata={STATE_KEY: reached},
                     )
-            stored = delta_io.read_table(spark, target).count()
-            held_back = held.count() if held is not None else 0  # stored rows may stay
+            with run.step("verify"):
+                stored = delta_io.read_table(spark, target).count()
+                held_back = held.count() if held is not None else 0  # stored rows may stay
             if not population - held_back <= stored <= population:
                 raise ReconciliationError(
                     f"reconciliation gold.{TABLE} failed after the write: it holds {stored} "
                     f"customers, the population of {as_of} is {population}"
                 )
         finally:
-            for frame in cached:
+            # dependents first: unpersisting a frame that cached plans are built on makes
+            # Spark re-plan those (seconds each here)
+            for frame in reversed(cached):
                 frame.unpersist()
     for name, location in locations.items():
         run.input(
@@ -204,7 +208,8 @@ def build_customer_360(job: JobEnv) -> None:
             },
         )
     )
-    delta_io.register_table(spark, "gold", TABLE, target)
+    with run.step("register"):
+        delta_io.register_table(spark, "gold", TABLE, target)
 
 
 def _full_rebuild_reason(

@@ -2,16 +2,18 @@
 
 Silver tables are synthesised at ``customers`` customers (default 100k): one
 dim_customer version each, 5 orders, 0.5 returns, 10 events and 0.5 support cases per
-customer over 60 days, daily FX rates for 4 currencies. The full build is the job's
-first run at D; then late orders arrive for 1% of the customers (appended to
-``silver.fct_orders`` with Change Data Feed, as the Silver job would) and the job
-runs again at D: it recomputes those customers only. Both are end-to-end job runs
-(gate, MERGE, lineage, run summary).
+customer over 60 days, daily FX rates for 4 currencies. The full build is timed warm
+(a first build in the same process goes before it: an EMR job pays the same one-off
+start-up costs whether it builds or refreshes); then late orders arrive for 1% of the
+customers (appended to ``silver.fct_orders`` with Change Data Feed, as the Silver job
+would) and the job runs again at D: it recomputes those customers only. Both are
+end-to-end job runs (gate, MERGE, lineage, run summary).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from pathlib import Path
 
@@ -140,7 +142,11 @@ def bench_gold(
     paths = LakePaths(str(work))
     paths.ensure_local_layout()
     synthesise(spark, paths, customers)
-    full_s, full = _run(spark, settings, paths, 1)
+    # The first run in a process pays one-off costs (JIT, GX set-up: ~7 s) that every
+    # EMR job pays alike; build once to warm up, drop the table, then time the builds.
+    cold_s, _ = _run(spark, settings, paths, 1)
+    shutil.rmtree(paths.table("gold", "customer_360"))
+    full_s, full = _run(spark, settings, paths, 2)
     touched = max(1, customers // 100)
     late = spark.range(touched).select(
         F.format_string("LATE%07d", "id").alias("order_id"),
@@ -151,11 +157,12 @@ def bench_gold(
         F.lit("placed").alias("status"),
     )
     late.write.format("delta").mode("append").save(paths.table("silver", "fct_orders"))
-    incremental_s, incremental = _run(spark, settings, paths, 2)
-    replay_s, replay = _run(spark, settings, paths, 3)
+    incremental_s, incremental = _run(spark, settings, paths, 3)
+    replay_s, replay = _run(spark, settings, paths, 4)
     out = incremental.outputs[0].extra
     return {
         "customers": customers,
+        "full_build_cold_s": round(cold_s, 3),
         "full_build_s": round(full_s, 3),
         "full_build_over_B": round(full_s / baseline_s, 3),
         "customers_touched": touched,

@@ -198,7 +198,8 @@ def _print_gold(gold: dict[str, Any]) -> None:
     print(f"Gold customer_360 ({gold['customers']:,} customers, end-to-end job runs):")
     print(
         f"     full build            {gold['full_build_s']:>7.2f}s   "
-        f"ratio {gold['full_build_over_B']:.2f} x B"
+        f"ratio {gold['full_build_over_B']:.2f} x B   "
+        f"(first in the process: {gold['full_build_cold_s']:.2f}s)"
     )
     print(
         f"     {gold['customers_touched']:,} customers touched {gold['incremental_s']:>5.2f}s   "
