@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.common.config import Settings
-from jobs.common.errors import UnknownJobError
+from jobs.common.errors import ConfigError, UnknownJobError
+from jobs.common.expectations import read_suite
 from jobs.common.lineage import ColumnSource
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunRecorder
@@ -46,13 +48,14 @@ class JobSpec:
     body: Callable[[JobEnv], None]
     daily: bool  # part of the daily pipeline (the demo runs it for each day)
     column_lineage: Mapping[str, Sequence[ColumnSource]] | None = None  # output column sources
+    depends_on: tuple[str, ...] = ()  # jobs whose tables it reads (same logical date)
 
 
 def build_registry(settings: Settings) -> dict[str, JobSpec]:
     """Every job for ``settings``, in daily run order."""
     from jobs.bronze.ingest import bronze_table_name, ingest
     from jobs.bronze.stream_ingest import ingest_stream
-    from jobs.gold.build import build_customer_360
+    from jobs.gold.build import INPUTS, build_customer_360
     from jobs.gold.customer_360 import COLUMN_LINEAGE
     from jobs.maintenance import run_maintenance
     from jobs.silver.build import build_silver
@@ -82,12 +85,18 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
                 )
             )
     for table, silver in settings.silver.items():
+        suite = read_suite(Path(settings.config_dir), "silver", table)
+        referenced = sorted(
+            {f"{fk.target[0]}.{fk.target[1]}" for fk in (suite.foreign_keys if suite else ())}
+        )
         specs.append(
             JobSpec(
                 f"silver.{table}",
                 f"{silver.description} (from bronze.{silver.source})",
                 partial(build_silver, table=table),
                 daily=True,
+                # its Bronze source, and the tables its foreign keys are checked against
+                depends_on=(f"bronze.{silver.source}", *referenced),
             )
         )
     specs.append(
@@ -97,6 +106,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
             build_customer_360,
             daily=True,
             column_lineage=COLUMN_LINEAGE,
+            depends_on=tuple(f"silver.{table}" for table in INPUTS.values()),
         )
     )
     specs.append(
@@ -126,5 +136,18 @@ def get_job(name: str, settings: Settings) -> JobSpec:
 
 
 def daily_jobs(settings: Settings) -> list[JobSpec]:
-    """Jobs of the daily pipeline, in run order."""
-    return [spec for spec in build_registry(settings).values() if spec.daily]
+    """Jobs of the daily pipeline, in run order (every job after the jobs it depends on).
+
+    Raises:
+        ConfigError: a job depends on a job that is not in the daily pipeline.
+    """
+    daily = [spec for spec in build_registry(settings).values() if spec.daily]
+    names = {spec.name for spec in daily}
+    for spec in daily:
+        unknown = [d for d in spec.depends_on if d not in names]
+        if unknown:
+            raise ConfigError(
+                f"job {spec.name} depends on {', '.join(unknown)}, not a daily job "
+                f"(config/tables.yaml sources, foreign keys in config/expectations/)"
+            )
+    return daily

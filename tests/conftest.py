@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,14 @@ os.environ.setdefault(
     "--conf spark.sql.codegen.wholeStage=false "
     "--conf spark.sql.codegen.factoryMode=NO_CODEGEN pyspark-shell",
 )
+
+# Airflow (tests/dags): its own home and SQLite metadata DB per test process, set
+# before anything imports airflow; `airflow_db` (tests/dags/conftest.py) migrates it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="lakehouse-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 
 # Property tests drive real Spark + Delta, a few seconds per example: `make test` runs a
 # small profile; HYPOTHESIS_PROFILE=thorough (make test-property) runs many more.

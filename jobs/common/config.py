@@ -212,6 +212,45 @@ class LineageSettings(_Frozen):
         return self.enabled and self.spark_listener.enabled
 
 
+class EmrSettings(_Frozen):
+    """The EMR Serverless application jobs run on (ids come from Terraform outputs).
+
+    Sizes are spark-submit settings per job class (``bronze``, ``silver``, ``gold``,
+    ``maintenance``); ``log_group`` receives driver and executor logs, next to S3.
+    """
+
+    release_label: str = "emr-spark-8.2.0"
+    application_id: str | None = None
+    execution_role_arn: str | None = None
+    region: str = "eu-west-1"
+    log_group: str | None = None
+    artifact_version: str | None = None  # None: the package version (jobs.__version__)
+    sizes: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class OrchestrationSettings(_Frozen):
+    """How Airflow schedules the jobs (``dags/``) and how ``lakehouse backfill`` runs them."""
+
+    schedule: str = "0 3 * * *"
+    start_date: date = date(2026, 1, 1)
+    catchup: bool = False
+    retries: int = Field(default=1, ge=0)
+    retry_delay_minutes: float = Field(default=5, gt=0)
+    retry_exponential_backoff: bool = False
+    max_retry_delay_minutes: float = Field(default=60, gt=0)
+    timeout_minutes: dict[str, int] = Field(default_factory=lambda: {"default": 60})
+    waiter_delay_seconds: int = Field(default=30, gt=0)
+    freshness_hours: float = Field(default=26, gt=0)
+    failure_topic_arn: str | None = None
+    maintenance_schedule: str = "0 5 * * 0"
+
+    def timeout_for(self, job: str) -> int:
+        """Execution timeout of ``job`` in minutes: by job, by layer, else the default."""
+        layer = job.split(".", 1)[0]
+        table = self.timeout_minutes
+        return table.get(job, table.get(layer, table["default"]))
+
+
 class QualitySettings(_Frozen):
     """Quality gates (``jobs.common.quality``): suites in ``config/expectations/``."""
 
@@ -236,6 +275,8 @@ class Settings(_Frozen):
     silver: dict[str, SilverTableSpec] = Field(default_factory=dict)
     gold: GoldSettings
     lineage: LineageSettings = Field(default_factory=LineageSettings)
+    emr: EmrSettings = Field(default_factory=EmrSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     config_dir: str = str(DEFAULT_CONFIG_DIR)  # where the files came from (suites live there)
 
 

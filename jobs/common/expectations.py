@@ -109,7 +109,24 @@ def gx_class_name(expectation_type: str) -> str:
 
 
 def load_suite(config_dir: Path, layer: str, table: str) -> SuiteSpec | None:
-    """The suite for ``<layer>.<table>``, or None when the table has none."""
+    """The suite for ``<layer>.<table>``, or None when the table has none.
+
+    Beyond :func:`read_suite`, every expectation must be a GX expectation and every
+    quarantine rule a row-level one (needs an active Spark session).
+    """
+    suite = read_suite(config_dir, layer, table)
+    if suite is None:
+        return None
+    for index, spec in enumerate(suite.expectations):
+        where = f"{suite.source}: expectations[{index}] ({spec.type})"
+        _check_gx(spec, where)
+        if spec.action == "quarantine":
+            row_check(spec, where)  # raises when the type is not row-level
+    return suite
+
+
+def read_suite(config_dir: Path, layer: str, table: str) -> SuiteSpec | None:
+    """The suite file for ``<layer>.<table>`` parsed and checked for form (no Spark)."""
     path = config_dir / "expectations" / layer / f"{table}.yaml"
     if not path.exists():
         return None
@@ -127,11 +144,6 @@ def load_suite(config_dir: Path, layer: str, table: str) -> SuiteSpec | None:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{shown}: {problems}") from exc
-    for index, spec in enumerate(suite.expectations):
-        where = f"{shown}: expectations[{index}] ({spec.type})"
-        _check_gx(spec, where)
-        if spec.action == "quarantine":
-            row_check(spec, where)  # raises when the type is not row-level
     for index, fk in enumerate(suite.foreign_keys):
         parts = fk.references.split(".")
         if len(parts) != 3 or parts[0] not in LAYERS:

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 GLUE_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 LINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
+# WARNs that fire on every run and call for no action: Delta's change-feed reader sets
+# its options twice ("Converting duplicated key"); unpersisting a local checkpoint
+# (Delta MERGE's materialised source, Gold's computed rows) says it cannot be recomputed.
+QUIET_LOGGERS = (
+    "org.apache.spark.sql.util.CaseInsensitiveStringMap",
+    "org.apache.spark.rdd.MapPartitionsRDD",
+)
 
 
 def session_jars(settings: Settings) -> list[Path]:
@@ -148,6 +155,8 @@ def build_spark_session(
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.spark.log_level)
+    for logger in QUIET_LOGGERS:
+        _set_jvm_log_level(session, logger, "ERROR")
     if settings.lineage.spark_listener_on:
         # The listener logs an ERROR for every Spark execution it has no plan for
         # (Delta's internal log and checkpoint jobs): not a fault, and not actionable.
