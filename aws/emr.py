@@ -122,13 +122,20 @@ def with_lineage_parent(driver: dict[str, Any], parent: str) -> dict[str, Any]:
 
 def active_run(client: Any, application_id: str, name: str) -> str | None:
     """The id of a run called ``name`` that has not finished yet, if any."""
+    from botocore.exceptions import ClientError
+
     pages = client.get_paginator("list_job_runs").paginate(
         applicationId=application_id, states=list(ACTIVE_STATES)
     )
-    for page in pages:
-        for run in page.get("jobRuns", []):
-            if run.get("name") == name:
-                return str(run["id"])
+    try:
+        for page in pages:
+            for run in page.get("jobRuns", []):
+                if run.get("name") == name:
+                    return str(run["id"])
+    except ClientError as exc:  # moto: an application without runs is "not found"
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        client.get_application(applicationId=application_id)  # a real "not found" raises
     return None
 
 

@@ -5,6 +5,8 @@ Both take the same arguments::
     lakehouse generate-data [--seed N] [--scale X] [--days N] [--start-date D]
     lakehouse demo [--days N] [--scale X] [--seed N] [--fresh] [--broken-batch]
     lakehouse run <job> --env {local,dev,prod} --date YYYY-MM-DD [--attempt N]
+    lakehouse submit <job> --env {dev,prod} --date YYYY-MM-DD [--attempt N] [--no-wait]
+    lakehouse backfill --from D1 --to D2 [--env E] [--jobs a,b] [--parallel N]
     lakehouse jobs
 """
 
@@ -19,10 +21,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file by spark-submit: make `jobs` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.common.config import ENVIRONMENTS, load_settings
+from jobs.common.config import ENVIRONMENTS, Settings, load_settings
 from jobs.common.errors import ConfigError, LakehouseError, MissingJarError, UnknownJobError
 from jobs.common.logs import configure_logging
-from jobs.common.paths import resolve_lake_paths
+from jobs.common.paths import LakePaths, resolve_lake_paths
 from jobs.common.run_context import RunContext
 
 log = logging.getLogger("jobs.main")
@@ -76,6 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="window_to", type=_date, help="backfill: re-ingest up to this date (inclusive)"
     )
 
+    submit = commands.add_parser(
+        "submit", help="run one job on EMR Serverless (boto3), wait, exit with its state"
+    )
+    submit.add_argument("job", help="job name (see `lakehouse jobs`)")
+    submit.add_argument("--env", choices=("dev", "prod"), required=True)
+    submit.add_argument("--date", type=_date, required=True, help="logical date YYYY-MM-DD")
+    submit.add_argument(
+        "--attempt", type=int, default=1, help="same attempt: re-attach to its run; next: new run"
+    )
+    submit.add_argument("--no-wait", action="store_true", help="return once the run started")
+
+    backfill = commands.add_parser(
+        "backfill", help="run the daily jobs over a date range (resumable, idempotent)"
+    )
+    backfill.add_argument("--env", choices=ENVIRONMENTS, default="local")
+    backfill.add_argument("--from", dest="start", type=_date, required=True)
+    backfill.add_argument("--to", dest="end", type=_date, required=True)
+    backfill.add_argument("--jobs", help="comma list of daily jobs (default: all)")
+    backfill.add_argument("--parallel", type=int, default=1, help="jobs at a time per wave")
+
     commands.add_parser("jobs", help="list the jobs `run` knows")
     return parser
 
@@ -126,6 +148,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from jobs.demo import run_demo
 
         return run_demo(settings, paths, args)
+    if args.command == "submit":
+        return _submit(settings, args)
+    if args.command == "backfill":
+        return _backfill(settings, paths, args)
     from jobs.registry import get_job
     from jobs.runner import execute
 
@@ -152,6 +178,56 @@ def _dispatch(args: argparse.Namespace) -> int:
         f"summary={paths.run_dir(summary.run_id)}/summary.json"
     )
     return 0
+
+
+def _submit(settings: Settings, args: argparse.Namespace) -> int:
+    from aws.submit import submit
+    from jobs.registry import get_job
+
+    get_job(args.job, settings)
+
+    def started(run_id: str, links: tuple[str, ...]) -> None:
+        print(f"{args.job} {args.date}: EMR Serverless job run {run_id}")
+        for link in links:
+            print(f"  logs: {link}")
+
+    run = submit(
+        settings, args.job, args.date.isoformat(), attempt=args.attempt,
+        wait=not args.no_wait, on_start=started,
+    )  # fmt: skip
+    print(f"{run.name}: {run.state}{f' ({run.details})' if run.details else ''}")
+    return 0 if run.state == "SUCCESS" or (args.no_wait and run.state not in ("FAILED",)) else 1
+
+
+def _backfill(settings: Settings, paths: LakePaths, args: argparse.Namespace) -> int:
+    from aws.backfill import run_backfill
+
+    jobs = [j.strip() for j in args.jobs.split(",")] if args.jobs else None
+    if settings.runtime == "local":
+        from jobs.runner import execute
+
+        def run_one(job: str, day: date, attempt: int) -> str:
+            ctx = RunContext(job=job, env=settings.env, logical_date=day, attempt=attempt)
+            try:
+                return execute(ctx, settings, paths).status
+            except Exception:  # its FAILED summary is written; the backfill stops
+                return "FAILED"
+    else:
+        from aws.submit import submit
+
+        def run_one(job: str, day: date, attempt: int) -> str:
+            run = submit(settings, job, day.isoformat(), attempt=attempt, prefix="backfill")
+            return "SUCCEEDED" if run.state == "SUCCESS" else run.state
+
+    print(f"backfill {args.start} .. {args.end} ({settings.env}), {args.parallel} at a time")
+    result = run_backfill(
+        settings, paths, args.start, args.end, run_one, jobs=jobs, parallel=args.parallel
+    )
+    print(
+        f"backfill: {len(result.ran)} run, {len(result.skipped)} already done, "
+        f"{len(result.failed)} failed{': ' + ', '.join(result.failed) if result.failed else ''}"
+    )
+    return 0 if result.ok else 1
 
 
 def console() -> None:

@@ -15,6 +15,7 @@ from jobs.common.config import Settings, load_settings
 from jobs.common.paths import LakePaths
 from jobs.common.spark import build_spark_session
 from tests.support.kafka import KafkaBroker, start_kafka, stop_kafka
+from tests.support.moto_server import MotoServer, running_moto, use_moto
 from tests.support.postgres import PostgresServer, start_postgres, stop_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +89,16 @@ def kafka() -> Iterator[KafkaBroker]:
     broker = start_kafka()
     yield broker
     stop_kafka(broker)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server (S3, EMR Serverless, Secrets Manager, SNS, ...) per test process."""
+    with running_moto() as server:
+        yield server
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """AWS for one test: boto3 and Airflow pointed at a freshly reset moto server."""
+    return use_moto(monkeypatch, moto_server)

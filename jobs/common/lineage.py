@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import os
 import traceback
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,12 @@ class ParentRun:
             raise ValueError(
                 f"{PARENT_ENV} must be '<namespace>/<job name>/<run id>', found {value!r}"
             )
+        try:
+            uuid.UUID(parts[-1])
+        except ValueError:
+            raise ValueError(
+                f"{PARENT_ENV}: the run id must be a UUID, found {parts[-1]!r} in {value!r}"
+            ) from None
         return cls("/".join(parts[:-2]), parts[-2], parts[-1])
 
 
@@ -177,8 +184,13 @@ class RunLineage:
         self._client = client
         self._settings = settings
         self.stats = LineageStats(str(generate_new_uuid()), self.namespace, "none")
+        self.parent: ParentRun | None = None
         parent = os.environ.get(PARENT_ENV)
-        self.parent = ParentRun.parse(parent) if parent else None
+        try:
+            self.parent = ParentRun.parse(parent) if parent else None
+        except ValueError as exc:  # lineage never stops a job: run without the parent
+            self.stats.errors.append(str(exc))
+            log.warning("lineage parent ignored: %s", exc)
 
     def spark_listener_conf(self) -> dict[str, str]:
         """Spark settings that put the openlineage-spark listener's events under this run.

@@ -130,7 +130,9 @@ def _lineage_events(path: Path) -> list[dict[str, Any]]:
 def test_spark_submit_runs_the_same_entry_point_with_the_lineage_listener(tmp_path: Path) -> None:
     """The EMR way: spark-submit with the jars, the openlineage-spark listener switched on."""
     venv_bin = Path(sys.executable).parent
-    airflow_task = "lakehouse-local/lakehouse_daily.runtime_check/01936b1e-8c5a-7c3e-9a4b-0123"
+    airflow_task = (
+        "lakehouse-local/lakehouse_daily.runtime_check/01936b1e-8c5a-7c3e-9a4b-0123456789ab"
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OPENLINEAGE")},
         "LAKEHOUSE_HOME": str(tmp_path),

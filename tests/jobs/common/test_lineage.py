@@ -27,6 +27,7 @@ from tests.jobs.silver.test_build import ORDERS, land_bronze, t
 from tests.support.openlineage_schema import validation_errors
 
 DAY = dt.date(2026, 1, 10)
+RUN = "01936b1e-8c5a-7c3e-9a4b-0123456789ab"
 
 
 def events(lake: LakePaths) -> list[dict[str, Any]]:
@@ -184,7 +185,7 @@ def test_the_spark_listener_reports_under_the_run_over_the_same_transport(
 ) -> None:
     for name in ("OPENLINEAGE_CONFIG", "OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(PARENT_ENV, "airflow/lakehouse_daily.gold/0193")
+    monkeypatch.setenv(PARENT_ENV, f"airflow/lakehouse_daily.gold/{RUN}")
     http = {"type": "http", "url": "https://marquez:5000", "timeout": 5,
             "auth": {"type": "api_key", "api_key": "secret"}}  # fmt: skip
     lineage = settings.lineage.model_copy(
@@ -200,7 +201,7 @@ def test_the_spark_listener_reports_under_the_run_over_the_same_transport(
         "spark.openlineage.parentRunId": run.stats.run_id,
         "spark.openlineage.rootParentJobNamespace": "airflow",
         "spark.openlineage.rootParentJobName": "lakehouse_daily.gold",
-        "spark.openlineage.rootParentRunId": "0193",
+        "spark.openlineage.rootParentRunId": RUN,
         "spark.openlineage.transport.type": "http",
         "spark.openlineage.transport.url": "https://marquez:5000",
         "spark.openlineage.transport.timeoutInMillis": "5000",
@@ -210,9 +211,22 @@ def test_the_spark_listener_reports_under_the_run_over_the_same_transport(
 
 
 def test_parent_run_is_parsed_from_the_airflow_form() -> None:
-    assert ParentRun.parse("ns/dag.task/0193") == ParentRun("ns", "dag.task", "0193")
+    assert ParentRun.parse(f"ns/dag.task/{RUN}") == ParentRun("ns", "dag.task", RUN)
     with pytest.raises(ValueError, match="OPENLINEAGE_PARENT_ID must be"):
         ParentRun.parse("only/two")
+    with pytest.raises(ValueError, match="the run id must be a UUID, found '0193'"):
+        ParentRun.parse("ns/dag.task/0193")
+
+
+def test_a_malformed_parent_is_reported_and_the_run_goes_on(
+    settings: Settings, lake: LakePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PARENT_ENV, "ns/dag.task/0193")
+    run = RunLineage(settings, lake, RunContext("gold", "local", DAY))
+    assert run.parent is None
+    assert run.stats.errors == [
+        "OPENLINEAGE_PARENT_ID: the run id must be a UUID, found '0193' in 'ns/dag.task/0193'"
+    ]
 
 
 def test_dataset_names_follow_the_openlineage_naming_spec() -> None:

@@ -1,0 +1,96 @@
+"""``lakehouse submit`` against a moto server (EMR Serverless over HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from aws.emr import client_token
+from aws.submit import submit
+from jobs.common.config import Settings, load_settings
+from jobs.main import main
+from tests.support.moto_server import ACCOUNT, REGION, MotoServer
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/lakehouse-dev-emr-job"
+
+
+def _job_runs(app_id: str) -> list[Any]:
+    """moto's own records of the application's runs (the server runs in this process)."""
+    from moto.emrserverless.models import emrserverless_backends
+
+    return list(emrserverless_backends[ACCOUNT][REGION].job_runs.get(app_id, []))
+
+
+@pytest.fixture
+def emr(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, Settings]:
+    client = boto3.client("emr-serverless", region_name=REGION)
+    # moto only accepts labels of the emr-X.Y.0 form (ours, emr-spark-8.2.0, is in Terraform)
+    app_id = client.create_application(
+        name="lakehouse-dev", releaseLabel="emr-7.12.0", type="SPARK"
+    )["applicationId"]
+    monkeypatch.setenv("LAKEHOUSE__EMR__APPLICATION_ID", app_id)
+    monkeypatch.setenv("LAKEHOUSE__EMR__EXECUTION_ROLE_ARN", ROLE)
+    return client, app_id, load_settings("dev")
+
+
+def test_submit_sends_the_dag_request_and_exits_with_the_run_state(
+    emr: tuple[Any, str, Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, app_id, _ = emr
+    code = main(["submit", "silver.fct_orders", "--env", "dev", "--date", "2026-01-05"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (run,) = client.list_job_runs(applicationId=app_id)["jobRuns"]
+    detail = client.get_job_run(applicationId=app_id, jobRunId=run["id"])["jobRun"]
+    assert detail["name"] == "adhoc.silver.fct_orders.2026-01-05"
+    assert detail["executionRole"] == ROLE
+    submit_spec = detail["jobDriver"]["sparkSubmit"]
+    assert submit_spec["entryPoint"] == "s3://lakehouse-dev-artifacts/0.1.0/main.py"
+    assert submit_spec["entryPointArguments"] == [
+        "run", "silver.fct_orders", "--env", "dev", "--date", "2026-01-05", "--attempt", "1",
+    ]  # fmt: skip
+    assert "spark.archives=s3://lakehouse-dev-artifacts/0.1.0/pyspark_venv.tar.gz#environment" in (
+        submit_spec["sparkSubmitParameters"]
+    )
+    logs = detail["configurationOverrides"]["monitoringConfiguration"]
+    assert logs["s3MonitoringConfiguration"]["logUri"] == (
+        "s3://lakehouse-dev-lake/logs/emr/adhoc/silver.fct_orders/2026-01-05/"
+    )
+    assert logs["cloudWatchLoggingConfiguration"]["logGroupName"] == (
+        "/aws/emr-serverless/lakehouse-dev"
+    )
+    (recorded,) = _job_runs(app_id)
+    assert recorded.client_token == client_token("adhoc.silver.fct_orders.2026-01-05", 1)
+    assert recorded.execution_timeout_minutes == 60
+    assert f"EMR Serverless job run {run['id']}" in out
+    assert f"logs: s3://lakehouse-dev-lake/logs/emr/adhoc/silver.fct_orders/2026-01-05/applications/{app_id}/jobs/{run['id']}/" in out  # noqa: E501
+    assert out.rstrip().endswith("adhoc.silver.fct_orders.2026-01-05: SUCCESS")
+
+
+def test_a_failed_run_is_reported_and_fails_the_command(emr: tuple[Any, str, Settings]) -> None:
+    _, app_id, settings = emr
+
+    def fail_it(run_id: str, links: tuple[str, ...]) -> None:  # as EMR would, later
+        (run,) = [r for r in _job_runs(app_id) if r.id == run_id]
+        run.state, run.state_details = "FAILED", "Job failed, ExitCode: 1"
+
+    run = submit(settings, "gold.customer_360", "2026-01-05", on_start=fail_it)
+    assert (run.state, run.details) == ("FAILED", "Job failed, ExitCode: 1")
+
+
+def test_a_live_run_of_the_same_job_and_date_is_joined_not_duplicated(
+    emr: tuple[Any, str, Settings],
+) -> None:
+    client, app_id, settings = emr
+    first = submit(settings, "bronze.fx_rates", "2026-01-05", wait=False)
+    (live,) = _job_runs(app_id)
+    live.state = "RUNNING"  # still going when the command is run again
+
+    def finish(seconds: float) -> None:
+        live.state = "SUCCESS"
+
+    again = submit(settings, "bronze.fx_rates", "2026-01-05", sleep=finish)
+    assert again.run_id == first.run_id and again.state == "SUCCESS"
+    assert len(client.list_job_runs(applicationId=app_id)["jobRuns"]) == 1
