@@ -237,3 +237,27 @@ def freshness_task(settings: Settings, *, upstream_done: str = "all_success") ->
             settings.orchestration.failure_topic_arn, settings.emr.region
         ),
     )
+
+
+def local_source_tasks(settings: Settings) -> tuple[BaseOperator, BaseOperator]:
+    """Local mode's setup and teardown: the day happens in the local sources, then stops.
+
+    Setup makes the logical date happen in the generated source systems (``lakehouse
+    generate-data`` first) and starts the local CRM API on the crm source's
+    ``base_url``; teardown stops the API, whatever the ingest tasks did.
+    """
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    from jobs.datagen.simulator import sources_down, sources_up
+
+    base_url = str(settings.sources["crm"].options["base_url"])
+
+    def up(ds: str) -> None:
+        sources_up(resolve_lake_paths(settings), dt.date.fromisoformat(ds), base_url)
+
+    def down() -> None:
+        sources_down(resolve_lake_paths(settings))
+
+    setup = PythonOperator(task_id="local_sources_up", python_callable=up, retries=0)
+    teardown = PythonOperator(task_id="local_sources_down", python_callable=down)
+    return setup.as_setup(), teardown.as_teardown(setups=setup)  # type: ignore[no-untyped-call]

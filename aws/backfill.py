@@ -90,8 +90,13 @@ def run_backfill(
     jobs: Sequence[str] | None = None,
     parallel: int = 1,
     echo: Callable[[str], None] = print,
+    before_day: Callable[[dt.date], None] | None = None,
 ) -> BackfillResult:
-    """Run ``jobs`` (default: the daily pipeline) for every date in ``start..end``."""
+    """Run ``jobs`` (default: the daily pipeline) for every date in ``start..end``.
+
+    ``before_day`` runs ahead of a date that has jobs left to run (local mode: the
+    day happens in the generated sources).
+    """
     if end < start:
         raise ConfigError(f"backfill range is empty: {start} is after {end}")
     if parallel < 1:
@@ -99,6 +104,7 @@ def run_backfill(
     result = BackfillResult()
     day = start
     while day <= end:
+        prepared = False
         for wave in waves(settings, jobs):
             todo: list[tuple[str, int]] = []
             for job in wave:
@@ -107,6 +113,9 @@ def run_backfill(
                     result.skipped.append(f"{job}@{day}")
                 else:
                     todo.append((job, max(tried, default=0) + 1))
+            if todo and before_day and not prepared:
+                before_day(day)
+                prepared = True
             with ThreadPoolExecutor(max_workers=parallel) as pool:
                 runs = [pool.submit(run_one, job, day, attempt) for job, attempt in todo]
                 statuses = [r.result() for r in runs]

@@ -139,6 +139,26 @@ def active_run(client: Any, application_id: str, name: str) -> str | None:
     return None
 
 
+def live_writer(client: Any, application_id: str, job: str, *, besides: str) -> str | None:
+    """The name of a live run of ``job`` other than ``besides`` (another writer), if any."""
+    from botocore.exceptions import ClientError
+
+    marker = f".{job}."
+    try:
+        pages = client.get_paginator("list_job_runs").paginate(
+            applicationId=application_id, states=list(ACTIVE_STATES)
+        )
+        for page in pages:
+            for run in page.get("jobRuns", []):
+                name = str(run.get("name") or "")
+                if marker in name and name != besides:
+                    return name
+    except ClientError as exc:  # moto: an application without runs is "not found"
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    return None
+
+
 def configuration_overrides(settings: Settings, *, log_prefix: str) -> dict[str, Any]:
     """Logs to ``<storage.root>/<log_prefix>`` on S3 and to the CloudWatch log group."""
     if not settings.storage.root:

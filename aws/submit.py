@@ -20,10 +20,11 @@ from aws.emr import (
     client_token,
     configuration_overrides,
     job_driver,
+    live_writer,
     run_name,
 )
 from jobs.common.config import Settings
-from jobs.common.errors import ConfigError
+from jobs.common.errors import ConcurrentRunError, ConfigError
 
 TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
 ADHOC = "adhoc"
@@ -108,6 +109,12 @@ def submit(
         client = boto3.client("emr-serverless", region_name=settings.emr.region)
     request = start_request(settings, job, logical_date, attempt=attempt, prefix=prefix)
     run_id = active_run(client, request["applicationId"], request["name"])
+    other = live_writer(client, request["applicationId"], job, besides=request["name"])
+    if run_id is None and other is not None:
+        raise ConcurrentRunError(
+            f"{job} is being written by run {other}: one writer per table; "
+            "wait for it to finish (or cancel it) and submit again"
+        )
     if run_id is None:
         run_id = str(client.start_job_run(**request)["jobRunId"])
     links = log_links(settings, request, run_id)

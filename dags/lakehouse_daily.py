@@ -12,7 +12,7 @@ import os
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from aws.airflow_tasks import freshness_task, job_task
+from aws.airflow_tasks import freshness_task, job_task, local_source_tasks
 from aws.pipeline import dag_args, daily_plan
 from jobs.common.config import load_settings
 
@@ -31,3 +31,8 @@ with DAG(
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]
     tasks["gold.customer_360"] >> freshness_task(settings)
+    if settings.runtime == "local":  # the generated sources stand in for the real ones
+        sources_up, sources_down = local_source_tasks(settings)
+        for task in plan:
+            if not task.upstream:
+                sources_up >> tasks[task.task_id] >> sources_down

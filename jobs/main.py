@@ -7,6 +7,7 @@ Both take the same arguments::
     lakehouse run <job> --env {local,dev,prod} --date YYYY-MM-DD [--attempt N]
     lakehouse submit <job> --env {dev,prod} --date YYYY-MM-DD [--attempt N] [--no-wait]
     lakehouse backfill --from D1 --to D2 [--env E] [--jobs a,b] [--parallel N]
+    lakehouse package [--out DIR] [--upload {dev,prod}]
     lakehouse jobs
 """
 
@@ -98,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--jobs", help="comma list of daily jobs (default: all)")
     backfill.add_argument("--parallel", type=int, default=1, help="jobs at a time per wave")
 
+    package = commands.add_parser(
+        "package", help="build the EMR artifact (wheel, venv archive, entry script, manifest)"
+    )
+    package.add_argument("--out", type=Path, default=Path("dist/artifact"))
+    package.add_argument(
+        "--upload", choices=("dev", "prod"), help="then copy it to that env's artifacts bucket"
+    )
+
+    pools = commands.add_parser(
+        "pools", help="the Airflow pools the DAGs use, as JSON for `airflow pools import`"
+    )
+    pools.add_argument("--env", choices=ENVIRONMENTS, default="local")
+
     commands.add_parser("jobs", help="list the jobs `run` knows")
     return parser
 
@@ -129,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     env = getattr(args, "env", None) or "local"
     settings = load_settings(env, config_dir=args.config_dir)
+    if args.command == "pools":
+        import json
+
+        from aws.pipeline import pools
+
+        print(json.dumps(pools(settings), indent=2))
+        return 0
     if args.command == "jobs":
         from jobs.registry import build_registry
 
@@ -150,6 +171,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(settings, paths, args)
     if args.command == "submit":
         return _submit(settings, args)
+    if args.command == "package":
+        return _package(args)
     if args.command == "backfill":
         return _backfill(settings, paths, args)
     from jobs.registry import get_job
@@ -177,6 +200,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         f"{summary.job} {summary.status} run_id={summary.run_id} "
         f"summary={paths.run_dir(summary.run_id)}/summary.json"
     )
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    import json
+
+    from aws.package import build_artifact, upload_artifact
+
+    manifest = build_artifact(args.out)
+    files = json.loads(manifest.read_text())["files"]
+    print(f"artifact {args.out}: {', '.join(files)}")
+    if args.upload:
+        for uri in upload_artifact(args.out, load_settings(args.upload)):
+            print(f"  uploaded {uri}")
     return 0
 
 
@@ -219,10 +256,28 @@ def _backfill(settings: Settings, paths: LakePaths, args: argparse.Namespace) ->
             run = submit(settings, job, day.isoformat(), attempt=attempt, prefix="backfill")
             return "SUCCEEDED" if run.state == "SUCCESS" else run.state
 
+    before_day = None
+    if settings.runtime == "local":  # the generated sources stand in for the real ones
+        import os
+        import secrets
+
+        from jobs.datagen.simulator import CRM_TOKEN_VAR, sources_down, sources_up
+
+        os.environ.setdefault(CRM_TOKEN_VAR, secrets.token_urlsafe(24))
+        base_url = str(settings.sources["crm"].options["base_url"])
+
+        def before_day(day: date) -> None:
+            sources_up(paths, day, base_url)
+
     print(f"backfill {args.start} .. {args.end} ({settings.env}), {args.parallel} at a time")
-    result = run_backfill(
-        settings, paths, args.start, args.end, run_one, jobs=jobs, parallel=args.parallel
-    )
+    try:
+        result = run_backfill(
+            settings, paths, args.start, args.end, run_one, jobs=jobs,
+            parallel=args.parallel, before_day=before_day,
+        )  # fmt: skip
+    finally:
+        if settings.runtime == "local":
+            sources_down(paths)
     print(
         f"backfill: {len(result.ran)} run, {len(result.skipped)} already done, "
         f"{len(result.failed)} failed{': ' + ', '.join(result.failed) if result.failed else ''}"

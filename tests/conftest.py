@@ -39,7 +39,7 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME /
 
 # Property tests drive real Spark + Delta, a few seconds per example: `make test` runs a
 # small profile; HYPOTHESIS_PROFILE=thorough (make test-property) runs many more.
-hypothesis_settings.register_profile("default", max_examples=6, deadline=None)
+hypothesis_settings.register_profile("default", max_examples=4, deadline=None)
 hypothesis_settings.register_profile("thorough", max_examples=60, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

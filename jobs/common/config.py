@@ -25,7 +25,14 @@ from jobs.common.errors import ConfigError
 
 ENVIRONMENTS = ("local", "dev", "prod")
 ENV_PREFIX = "LAKEHOUSE__"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# A source checkout holds config/ and jvm/ at its root; an installed wheel (EMR's venv
+# archive, Airflow's workers) carries the same files under jobs/_resources/.
+_PACKAGED = Path(__file__).resolve().parents[1] / "_resources"
+PROJECT_ROOT = (
+    _PACKAGED
+    if (_PACKAGED / "config" / "base.yaml").is_file()
+    else Path(__file__).resolve().parents[2]
+)
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
 
 

@@ -51,7 +51,10 @@ def configure_logging(level: str = "INFO", console_level: str | None = None) -> 
         logger.handlers = [handler]
         logger.setLevel(level)
         logger.propagate = False
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    # wire-level loggers print whole requests at DEBUG: py4j the JDBC password sent to
+    # the JVM, botocore the Secrets Manager response. Never below WARNING.
+    for name in ("py4j", "botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @contextmanager

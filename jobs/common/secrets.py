@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from jobs.common.config import SecretRef
 from jobs.common.errors import ConfigError
@@ -30,7 +32,9 @@ def resolve_secret(
         return value
     import boto3
 
-    text = boto3.client("secretsmanager").get_secret_value(SecretId=ref.name)["SecretString"]
+    with _no_wire_logs():
+        client = boto3.client("secretsmanager")
+        text = client.get_secret_value(SecretId=ref.name)["SecretString"]
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
@@ -40,3 +44,17 @@ def resolve_secret(
     if field not in doc:
         raise ConfigError(f"secret {ref}: JSON secret has no '{field}' key")
     return str(doc[field])
+
+
+@contextmanager
+def _no_wire_logs() -> Iterator[None]:
+    """Hold the AWS SDK's loggers at INFO: at DEBUG they log response bodies (the secret)."""
+    loggers = [logging.getLogger(name) for name in ("botocore", "boto3", "urllib3")]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, before, strict=True):
+            logger.setLevel(level)

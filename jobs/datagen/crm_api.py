@@ -109,9 +109,9 @@ def _handler(state: CrmState) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_crm(state: CrmState) -> Iterator[str]:
-    """Run the API on a free loopback port for the block; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+def serve_crm(state: CrmState, port: int = 0) -> Iterator[str]:
+    """Run the API on loopback ``port`` (0: a free one) for the block; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(state))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
@@ -68,3 +68,97 @@ def local_sources(paths: LakePaths) -> Iterator[tuple[SourceSimulator, str]]:
     state = CrmState(Path(paths.sources), token)
     with serve_crm(state) as url:
         yield SourceSimulator(paths, state), url
+
+
+# -- the local sources as a service (Airflow's local mode) ---------------------------------
+
+
+def _pid_file(paths: LakePaths) -> Path:
+    return Path(paths.sources) / "crm_api.pid"
+
+
+def sources_up(paths: LakePaths, day: date, base_url: str) -> int:
+    """Make ``day`` happen in the local sources; (re)start the CRM API as a process.
+
+    The operational DB and the landing zone receive ``day`` (both idempotent); the CRM
+    API, serving every day up to ``day``, runs in the background on ``base_url``'s
+    port until :func:`sources_down`, so separate task processes can read it. Its token
+    is ``$LAKEHOUSE_CRM_TOKEN``, which the crm source's credentials read too.
+
+    Returns:
+        The API's process id.
+
+    Raises:
+        ConfigError: ``$LAKEHOUSE_CRM_TOKEN`` is unset, or the API did not come up.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from jobs.common.errors import ConfigError
+
+    if not os.environ.get(CRM_TOKEN_VAR):
+        raise ConfigError(
+            f"{CRM_TOKEN_VAR} is not set: the local CRM API and the crm source share it "
+            "(any value; export it where Airflow runs)"
+        )
+    SourceSimulator(paths, CrmState(Path(paths.sources), "")).run_day(day)
+    sources_down(paths)
+    port = urlparse(base_url).port or 80
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobs.datagen.simulator", paths.root, day.isoformat(), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives the task that started it
+    )
+    _pid_file(paths).write_text(str(process.pid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base_url}/health", timeout=1).close()
+            return process.pid
+        except urllib.error.HTTPError:  # it answers (401 without the token): up
+            return process.pid
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+    raise ConfigError(f"the local CRM API did not start on {base_url} (port in use?)")
+
+
+def sources_down(paths: LakePaths) -> None:
+    """Stop the background CRM API, if one runs."""
+    import signal
+
+    pid_file = _pid_file(paths)
+    if not pid_file.is_file():
+        return
+    with suppress(ProcessLookupError, ValueError):
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    pid_file.unlink(missing_ok=True)
+
+
+def _serve_until_killed(root: str, day: date, port: int) -> None:
+    """Process entry of :func:`sources_up`: serve every CRM day up to ``day``."""
+    import signal
+    import threading
+
+    state = CrmState(Path(LakePaths(root).sources), os.environ[CRM_TOKEN_VAR])
+    days = sorted(
+        date.fromisoformat(p.stem) for p in (state.sources / "crm" / "customers").glob("*.jsonl")
+    )
+    for delivered in (d for d in days if d <= day):
+        state.deliver_day(delivered)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve_crm(state, port):
+        stop.wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve_until_killed(sys.argv[1], date.fromisoformat(sys.argv[2]), int(sys.argv[3]))

@@ -10,6 +10,7 @@ import pytest
 from aws.emr import client_token
 from aws.submit import submit
 from jobs.common.config import Settings, load_settings
+from jobs.common.errors import ConcurrentRunError
 from jobs.main import main
 from tests.support.moto_server import ACCOUNT, REGION, MotoServer
 
@@ -94,3 +95,16 @@ def test_a_live_run_of_the_same_job_and_date_is_joined_not_duplicated(
     again = submit(settings, "bronze.fx_rates", "2026-01-05", sleep=finish)
     assert again.run_id == first.run_id and again.state == "SUCCESS"
     assert len(client.list_job_runs(applicationId=app_id)["jobRuns"]) == 1
+
+
+def test_a_job_another_run_is_writing_is_refused(emr: tuple[Any, str, Settings]) -> None:
+    _, app_id, settings = emr
+    submit(settings, "silver.fct_orders", "2026-01-05", wait=False, prefix="lakehouse_daily")
+    (daily,) = _job_runs(app_id)
+    daily.state = "RUNNING"  # the scheduled run is still writing silver.fct_orders
+    with pytest.raises(ConcurrentRunError, match=r"silver\.fct_orders is being written by run "
+                       r"lakehouse_daily\.silver\.fct_orders\.2026-01-05"):  # fmt: skip
+        submit(settings, "silver.fct_orders", "2026-01-04", prefix="backfill")
+    assert submit(settings, "silver.dim_customer", "2026-01-04", prefix="backfill").state == (
+        "SUCCESS"
+    )  # another table: fine

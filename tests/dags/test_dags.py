@@ -36,7 +36,10 @@ def test_daily_dag_wires_bronze_in_parallel_then_silver_gold_and_freshness(
     dag = dagbag_for("local").dags["lakehouse_daily"]
     upstream = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
     assert upstream == {
-        **{b: [] for b in BRONZE},
+        # local mode: the generated sources receive the day first, and stop after ingest
+        "local_sources_up": [],
+        **{b: ["local_sources_up"] for b in BRONZE},
+        "local_sources_down": sorted([*BRONZE, "local_sources_up"]),
         "silver.dim_customer": ["bronze.crm_customers"],
         "silver.dim_product": ["bronze.opdb_products"],
         "silver.fct_orders": ["bronze.opdb_orders", "silver.dim_customer"],
@@ -52,7 +55,8 @@ def test_daily_dag_wires_bronze_in_parallel_then_silver_gold_and_freshness(
     }  # fmt: skip
     # task ids are the job names (and the OpenLineage job names)
     jobs = {spec.name for spec in daily_jobs(load_settings("local", environ={}))}
-    assert jobs == set(upstream) - {"freshness_check"}
+    assert jobs == set(upstream) - {"freshness_check", "local_sources_up", "local_sources_down"}
+    assert dag.get_task("local_sources_down").is_teardown
     assert (dag.max_active_runs, dag.catchup) == (1, False)
     # a data interval: the run of D starts after D, and {{ ds }} is D
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"

@@ -24,7 +24,7 @@ LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
 
 def test_console_script_help_lists_commands() -> None:
     result = subprocess.run([str(LAKEHOUSE), "--help"], capture_output=True, text=True, check=True)
-    for command in ("generate-data", "demo", "run", "jobs"):
+    for command in ("generate-data", "demo", "run", "submit", "backfill", "package", "jobs"):
         assert command in result.stdout
     assert result.stdout.startswith("usage: lakehouse")
 

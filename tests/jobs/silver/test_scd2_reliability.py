@@ -70,6 +70,7 @@ def test_apply_changes_killed_between_its_commits_then_rerun_equals_an_uninterru
     assert_table(spark, target, expected(FIRST, SECOND))
 
 
+@pytest.mark.extended  # 90 s of two racing writers: make test-extended (CI runs it)
 def test_two_concurrent_apply_changes_conflict_retry_and_both_land(
     spark: SparkSession,
     tmp_path: Path,
