@@ -30,12 +30,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from aws.emr import (
+    BACKFILL_WINDOW,
     ArtifactLocation,
     active_run,
     client_token,
     configuration_overrides,
+    job_class,
     job_driver,
     run_name,
+    with_arguments,
     with_lineage_parent,
 )
 from aws.pipeline import TaskSpec, check_freshness, retry_args, waiter_attempts
@@ -100,18 +103,30 @@ class EmrJobOperator(EmrServerlessStartJobOperator):
         return running
 
 
+def window_arguments(job: str) -> list[str]:
+    """``--window <backfill interval>`` for a Bronze job (see :data:`aws.emr.BACKFILL_WINDOW`)."""
+    return ["--window", BACKFILL_WINDOW] if job_class(job) == "bronze" else []
+
+
 class LocalJobOperator(BaseOperator):
     """Run one job on this machine, in the worker's process (env ``local``)."""
 
-    template_fields: Sequence[str] = ("logical_date",)
+    template_fields: Sequence[str] = ("logical_date", "arguments")
 
     def __init__(
-        self, *, job: str, env: str = "local", logical_date: str = "{{ ds }}", **kwargs: Any
+        self,
+        *,
+        job: str,
+        env: str = "local",
+        logical_date: str = "{{ ds }}",
+        arguments: Sequence[str] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.env = env
         self.logical_date = logical_date
+        self.arguments = list(arguments)
 
     def execute(self, context: Any) -> None:
         """``lakehouse run <job> --env <env> --date <ds> --attempt <try>``, in process."""
@@ -123,7 +138,7 @@ class LocalJobOperator(BaseOperator):
             os.environ[PARENT_ENV] = parent
         try:
             argv = ["run", self.job, "--env", self.env, "--date", self.logical_date]
-            code = main([*argv, "--attempt", str(ti.try_number)])
+            code = main([*argv, "--attempt", str(ti.try_number), *self.arguments])
         finally:
             os.environ.pop(PARENT_ENV, None)
         if code != 0:
@@ -182,7 +197,9 @@ def job_task(settings: Settings, task: TaskSpec, *, dag_id: str) -> BaseOperator
         **retry_args(settings),
     }
     if settings.runtime == "local":
-        return LocalJobOperator(job=task.job, env=settings.env, **common)
+        return LocalJobOperator(
+            job=task.job, env=settings.env, arguments=window_arguments(task.job), **common
+        )
     emr = settings.emr
     missing = [k for k in ("application_id", "execution_role_arn") if not getattr(emr, k)]
     if missing or emr.application_id is None or emr.execution_role_arn is None:
@@ -194,9 +211,12 @@ def job_task(settings: Settings, task: TaskSpec, *, dag_id: str) -> BaseOperator
     return EmrJobOperator(
         application_id=emr.application_id,
         execution_role_arn=emr.execution_role_arn,
-        job_driver=job_driver(
-            settings, ArtifactLocation.for_settings(settings), task.job, "{{ ds }}",
-            attempt="{{ ti.try_number }}",
+        job_driver=with_arguments(
+            job_driver(
+                settings, ArtifactLocation.for_settings(settings), task.job, "{{ ds }}",
+                attempt="{{ ti.try_number }}",
+            ),
+            *window_arguments(task.job),
         ),
         configuration_overrides=configuration_overrides(
             settings, log_prefix=f"{dag_id}/{task.task_id}/{{{{ ds }}}}"

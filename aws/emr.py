@@ -27,6 +27,12 @@ VENV_ARCHIVE = "pyspark_venv.tar.gz"
 VENV_ALIAS = "environment"  # the archive is unpacked under this name on every node
 PYTHON = f"./{VENV_ALIAS}/bin/python"
 PARENT_CONF = "spark.emr-serverless.driverEnv.OPENLINEAGE_PARENT_ID"
+# A Bronze task of an Airflow *backfill* run re-reads its data interval ("none" otherwise:
+# a scheduled or manual run continues from the watermark; EMR refuses empty arguments).
+BACKFILL_WINDOW = (
+    "{% if dag_run.run_type == 'backfill' %}{{ data_interval_start | ds }}..{{ ds }}"
+    "{% else %}none{% endif %}"
+)
 ACTIVE_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "QUEUED")
 _TOKEN_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -72,8 +78,13 @@ def job_driver(
     logical_date: str,
     *,
     attempt: str | int = 1,
+    window: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``jobDriver`` of one job run (``logical_date`` may be a template, ``{{ ds }}``)."""
+    """The ``jobDriver`` of one job run (``logical_date`` may be a template, ``{{ ds }}``).
+
+    ``window`` (first, last day) makes a Bronze job re-read that window instead of
+    continuing from its watermark.
+    """
     conf: dict[str, str] = {
         "spark.archives": f"{artifact.venv_archive}#{VENV_ALIAS}",
         "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": PYTHON,
@@ -90,6 +101,8 @@ def job_driver(
         params += ["--conf", f"{key}={value}"]
     arguments = ["run", job, "--env", settings.env, "--date", logical_date]
     arguments += ["--attempt", str(attempt)]
+    if window:
+        arguments += ["--from", window[0], "--to", window[1]]
     return {
         "sparkSubmit": {
             "entryPoint": artifact.entry_point,
@@ -97,6 +110,13 @@ def job_driver(
             "sparkSubmitParameters": " ".join(params),
         }
     }
+
+
+def with_arguments(driver: dict[str, Any], *arguments: str) -> dict[str, Any]:
+    """``driver`` with ``arguments`` appended to the entry point's."""
+    submit = dict(driver["sparkSubmit"])
+    submit["entryPointArguments"] = [*submit["entryPointArguments"], *arguments]
+    return {**driver, "sparkSubmit": submit}
 
 
 def with_lineage_parent(driver: dict[str, Any], parent: str) -> dict[str, Any]:

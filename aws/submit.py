@@ -43,7 +43,13 @@ class SubmittedRun:
 
 
 def start_request(
-    settings: Settings, job: str, logical_date: str, *, attempt: int = 1, prefix: str = ADHOC
+    settings: Settings,
+    job: str,
+    logical_date: str,
+    *,
+    attempt: int = 1,
+    prefix: str = ADHOC,
+    window: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``StartJobRun`` arguments for ``job`` at ``logical_date``.
 
@@ -65,7 +71,12 @@ def start_request(
         "name": name,
         "clientToken": client_token(name, attempt),
         "jobDriver": job_driver(
-            settings, ArtifactLocation.for_settings(settings), job, logical_date, attempt=attempt
+            settings,
+            ArtifactLocation.for_settings(settings),
+            job,
+            logical_date,
+            attempt=attempt,
+            window=window,
         ),
         "configurationOverrides": configuration_overrides(
             settings, log_prefix=f"{prefix}/{job}/{logical_date}"
@@ -101,13 +112,16 @@ def submit(
     wait: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     on_start: Callable[[str, tuple[str, ...]], None] | None = None,
+    window: tuple[str, str] | None = None,
 ) -> SubmittedRun:
     """Start ``job`` for ``logical_date`` (or re-attach to its live run) and wait for it."""
     if client is None:
         import boto3
 
         client = boto3.client("emr-serverless", region_name=settings.emr.region)
-    request = start_request(settings, job, logical_date, attempt=attempt, prefix=prefix)
+    request = start_request(
+        settings, job, logical_date, attempt=attempt, prefix=prefix, window=window
+    )
     run_id = active_run(client, request["applicationId"], request["name"])
     other = live_writer(client, request["applicationId"], job, besides=request["name"])
     if run_id is None and other is not None:

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--to", dest="window_to", type=_date, help="backfill: re-ingest up to this date (inclusive)"
     )
+    run.add_argument(
+        "--window",
+        default="none",
+        help="FIRST..LAST, the same as --from/--to; 'none': no window (Airflow templates it: "
+        "a backfill run's data interval)",
+    )
 
     submit = commands.add_parser(
         "submit", help="run one job on EMR Serverless (boto3), wait, exit with its state"
@@ -89,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--attempt", type=int, default=1, help="same attempt: re-attach to its run; next: new run"
     )
     submit.add_argument("--no-wait", action="store_true", help="return once the run started")
+    submit.add_argument("--from", dest="window_from", type=_date, help="Bronze: re-read from")
+    submit.add_argument("--to", dest="window_to", type=_date, help="Bronze: re-read up to")
 
     backfill = commands.add_parser(
         "backfill", help="run the daily jobs over a date range (resumable, idempotent)"
@@ -180,6 +188,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     get_job(args.job, settings)
     window = None
+    if args.window != "none":
+        if args.window_from or args.window_to or ".." not in args.window:
+            print("lakehouse: error: --window is FIRST..LAST, without --from/--to",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        first, last = args.window.split("..", 1)
+        args.window_from, args.window_to = _date(first), _date(last)
     if args.window_from or args.window_to:
         if not (args.window_from and args.window_to) or args.window_from > args.window_to:
             print(
@@ -228,9 +243,16 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
         for link in links:
             print(f"  logs: {link}")
 
+    window = None
+    if args.window_from or args.window_to:
+        if not (args.window_from and args.window_to) or args.window_from > args.window_to:
+            print("lakehouse: error: --from and --to go together, with --from <= --to",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        window = (args.window_from.isoformat(), args.window_to.isoformat())
     run = submit(
         settings, args.job, args.date.isoformat(), attempt=args.attempt,
-        wait=not args.no_wait, on_start=started,
+        wait=not args.no_wait, on_start=started, window=window,
     )  # fmt: skip
     print(f"{run.name}: {run.state}{f' ({run.details})' if run.details else ''}")
     return 0 if run.state == "SUCCESS" or (args.no_wait and run.state not in ("FAILED",)) else 1

@@ -42,6 +42,14 @@ def test_job_driver_runs_the_versioned_entry_script_with_the_venv_and_the_listen
     ]  # fmt: skip
 
 
+def test_a_bronze_window_reaches_the_job(dev: Settings) -> None:
+    driver = job_driver(dev, ARTIFACT, "bronze.opdb_orders", "2026-01-05",
+                        window=("2026-01-01", "2026-01-04"))  # fmt: skip
+    assert driver["sparkSubmit"]["entryPointArguments"][-4:] == [
+        "--from", "2026-01-01", "--to", "2026-01-04"
+    ]  # fmt: skip
+
+
 def test_without_the_listener_no_jar_is_passed(dev: Settings) -> None:
     off = load_settings("dev", environ={"LAKEHOUSE__LINEAGE__SPARK_LISTENER__ENABLED": "false"})
     params = job_driver(off, ARTIFACT, "bronze.fx_rates", "2026-01-05")["sparkSubmit"]

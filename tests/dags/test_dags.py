@@ -116,6 +116,27 @@ def test_emr_tasks_render_for_a_date_and_wait_as_long_as_their_timeout(dagbag_fo
     )
 
 
+@pytest.mark.parametrize(
+    ("run_type", "window"), [("scheduled", "none"), ("backfill", "2026-01-05..2026-01-05")]
+)
+def test_bronze_tasks_of_a_backfill_run_reread_their_data_interval(
+    dagbag_for: Any, run_type: str, window: str
+) -> None:
+    dag = dagbag_for("prod", **EMR_IDS).dags["lakehouse_daily"]
+    context = {
+        "ds": "2026-01-05", "ti": SimpleNamespace(try_number=1),
+        "dag_run": SimpleNamespace(run_type=run_type),
+        "data_interval_start": dt.datetime(2026, 1, 5, 3, tzinfo=dt.UTC),
+    }  # fmt: skip
+    bronze = dag.get_task("bronze.opdb_orders")
+    arguments = bronze.render_template(bronze.job_driver, context)["sparkSubmit"]
+    assert arguments["entryPointArguments"][-2:] == ["--window", window]
+    silver = dag.get_task("silver.fct_orders")
+    assert "--window" not in silver.job_driver["sparkSubmit"]["entryPointArguments"]
+    local = dagbag_for("local").dags["lakehouse_daily"].get_task("bronze.opdb_orders")
+    assert local.render_template(local.arguments, context) == ["--window", window]
+
+
 def test_maintenance_runs_weekly_on_its_own(dagbag_for: Any) -> None:
     dag = dagbag_for("dev", **EMR_IDS).dags["lakehouse_maintenance"]
     assert [t.task_id for t in dag.tasks] == ["maintenance"]

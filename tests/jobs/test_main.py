@@ -189,3 +189,11 @@ def test_spark_submit_runs_the_same_entry_point_with_the_lineage_listener(tmp_pa
     assert {re.sub(r"^\w+\[\d+\]\.", "", e) for e in errors} <= {
         "dataSource: uri: 'file' is not a 'uri'"
     }, errors
+
+
+def test_a_window_must_be_first_dot_dot_last(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", "bronze.opdb_orders", "--env", "local", "--date", "2026-01-02"]
+    assert main([*argv, "--window", "2026-01-01"]) == 2
+    assert "--window is FIRST..LAST, without --from/--to" in capsys.readouterr().err
+    assert main([*argv, "--window", "2026-01-02..2026-01-01"]) == 2
+    assert "with --from <= --to" in capsys.readouterr().err
