@@ -89,7 +89,7 @@ def build_artifact(out: Path) -> Path:
     _run(sys.executable, "-m", "venv_pack", "-p", str(venv), "-o", str(out / VENV_ARCHIVE))
     shutil.rmtree(venv)
     shutil.copyfile(PROJECT_ROOT / "jobs" / "main.py", out / ENTRY_SCRIPT)
-    files = sorted(p for p in out.iterdir() if p.is_file())
+    files = sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     manifest = {
         "version": __version__,
         "commit": _commit(),

@@ -16,8 +16,7 @@ from jobs.main import main
 from tests.support.moto_server import REGION, MotoServer
 
 
-@pytest.mark.slow
-@pytest.mark.extended  # ~1-2 min (a venv of the locked runtime dependencies): CI runs it
+@pytest.mark.slow  # ~12 s: the venv is installed from uv's cache
 def test_the_artifact_carries_code_config_and_dependencies_but_not_spark(
     tmp_path: Path, aws: MotoServer
 ) -> None:
