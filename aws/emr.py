@@ -140,43 +140,33 @@ def with_lineage_parent(driver: dict[str, Any], parent: str) -> dict[str, Any]:
     return {**driver, "sparkSubmit": submit}
 
 
-def active_run(client: Any, application_id: str, name: str) -> str | None:
-    """The id of a run called ``name`` that has not finished yet, if any."""
+def live_runs(client: Any, application_id: str) -> list[dict[str, Any]]:
+    """Runs of the application that have not finished yet."""
     from botocore.exceptions import ClientError
 
     pages = client.get_paginator("list_job_runs").paginate(
         applicationId=application_id, states=list(ACTIVE_STATES)
     )
     try:
-        for page in pages:
-            for run in page.get("jobRuns", []):
-                if run.get("name") == name:
-                    return str(run["id"])
+        return [run for page in pages for run in page.get("jobRuns", [])]
     except ClientError as exc:  # moto: an application without runs is "not found"
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
         client.get_application(applicationId=application_id)  # a real "not found" raises
-    return None
+        return []
+
+
+def active_run(client: Any, application_id: str, name: str) -> str | None:
+    """The id of a run called ``name`` that has not finished yet, if any."""
+    found = [r for r in live_runs(client, application_id) if r.get("name") == name]
+    return str(found[0]["id"]) if found else None
 
 
 def live_writer(client: Any, application_id: str, job: str, *, besides: str) -> str | None:
     """The name of a live run of ``job`` other than ``besides`` (another writer), if any."""
-    from botocore.exceptions import ClientError
-
     marker = f".{job}."
-    try:
-        pages = client.get_paginator("list_job_runs").paginate(
-            applicationId=application_id, states=list(ACTIVE_STATES)
-        )
-        for page in pages:
-            for run in page.get("jobRuns", []):
-                name = str(run.get("name") or "")
-                if marker in name and name != besides:
-                    return name
-    except ClientError as exc:  # moto: an application without runs is "not found"
-        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise
-    return None
+    names = [str(r.get("name") or "") for r in live_runs(client, application_id)]
+    return next((n for n in names if marker in n and n != besides), None)
 
 
 def configuration_overrides(settings: Settings, *, log_prefix: str) -> dict[str, Any]:

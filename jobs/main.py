@@ -187,22 +187,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     from jobs.runner import execute
 
     get_job(args.job, settings)
-    window = None
-    if args.window != "none":
-        if args.window_from or args.window_to or ".." not in args.window:
-            print("lakehouse: error: --window is FIRST..LAST, without --from/--to",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        first, last = args.window.split("..", 1)
-        args.window_from, args.window_to = _date(first), _date(last)
-    if args.window_from or args.window_to:
-        if not (args.window_from and args.window_to) or args.window_from > args.window_to:
-            print(
-                "lakehouse: error: --from and --to go together, with --from <= --to",
-                file=sys.stderr,
-            )
-            return 2
-        window = (args.window_from, args.window_to + timedelta(days=1))
+    try:
+        days = _window(args)
+    except ValueError as exc:
+        print(f"lakehouse: error: {exc}", file=sys.stderr)
+        return 2
+    window = (days[0], days[1] + timedelta(days=1)) if days else None
     ctx = RunContext(
         job=args.job, env=env, logical_date=args.date, attempt=args.attempt, window=window
     )
@@ -216,6 +206,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         f"summary={paths.run_dir(summary.run_id)}/summary.json"
     )
     return 0
+
+
+def _window(args: argparse.Namespace) -> tuple[date, date] | None:
+    """The re-read window of ``--from/--to`` or ``--window FIRST..LAST`` (days inclusive).
+
+    Raises:
+        ValueError: half a window, a malformed one, or FIRST after LAST.
+    """
+    first, last = args.window_from, args.window_to
+    if getattr(args, "window", "none") != "none":
+        if first or last or ".." not in args.window:
+            raise ValueError("--window is FIRST..LAST, without --from/--to")
+        try:
+            first, last = (date.fromisoformat(part) for part in args.window.split("..", 1))
+        except ValueError:
+            raise ValueError(
+                f"--window: expected FIRST..LAST dates, found '{args.window}'"
+            ) from None
+    if not (first or last):
+        return None
+    if not (first and last) or first > last:
+        raise ValueError("--from and --to go together, with --from <= --to")
+    return first, last
 
 
 def _package(args: argparse.Namespace) -> int:
@@ -243,13 +256,12 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
         for link in links:
             print(f"  logs: {link}")
 
-    window = None
-    if args.window_from or args.window_to:
-        if not (args.window_from and args.window_to) or args.window_from > args.window_to:
-            print("lakehouse: error: --from and --to go together, with --from <= --to",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        window = (args.window_from.isoformat(), args.window_to.isoformat())
+    try:
+        days = _window(args)
+    except ValueError as exc:
+        print(f"lakehouse: error: {exc}", file=sys.stderr)
+        return 2
+    window = (days[0].isoformat(), days[1].isoformat()) if days else None
     run = submit(
         settings, args.job, args.date.isoformat(), attempt=args.attempt,
         wait=not args.no_wait, on_start=started, window=window,

@@ -14,6 +14,7 @@ from jobs.common.delta_io import current_version, read_table
 from jobs.common.errors import ConfigError
 from jobs.common.paths import LakePaths
 from jobs.main import main
+from tests.support.net import free_port
 
 D1, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 3)
 
@@ -82,7 +83,8 @@ def test_backfill_over_three_days_twice_gives_identical_tables(
 ) -> None:  # fmt: skip
     home = tmp_path / "home"
     monkeypatch.setenv("LAKEHOUSE_HOME", str(home))
-    monkeypatch.setenv("LAKEHOUSE__SOURCES__CRM__OPTIONS__BASE_URL", f"http://127.0.0.1:{_port()}/api/v1")
+    crm = f"http://127.0.0.1:{free_port()}/api/v1"
+    monkeypatch.setenv("LAKEHOUSE__SOURCES__CRM__OPTIONS__BASE_URL", crm)
     assert main(["generate-data", "--days", "3", "--scale", "0.05"]) == 0
     jobs = "bronze.crm_customers,silver.dim_customer"  # the CRM API is started per day
     command = ["backfill", "--from", str(D1), "--to", str(D3), "--jobs", jobs, "--parallel", "2"]
@@ -97,10 +99,3 @@ def test_backfill_over_three_days_twice_gives_identical_tables(
         assert_df_equality(read_table(spark, table), rows, ignore_row_order=True)
         rows.unpersist()
 
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

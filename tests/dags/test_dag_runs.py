@@ -16,6 +16,7 @@ from jobs.common.delta_io import read_table
 from jobs.main import main
 from tests.dags.conftest import EMR_IDS
 from tests.support.moto_server import ACCOUNT, REGION, MotoServer
+from tests.support.net import free_port
 
 DAY = dt.date(2026, 1, 5)
 LOGICAL = dt.datetime(2026, 1, 5, 3, tzinfo=dt.UTC)
@@ -75,7 +76,9 @@ def test_daily_dag_runs_every_job_on_emr_serverless(
     for recorded in emrserverless_backends[ACCOUNT][REGION].job_runs[app_id]:
         assert recorded.client_token == client_token(recorded.name, 1)
         arguments = recorded.job_driver["sparkSubmit"]["entryPointArguments"]
-        assert arguments[-4:] == ["--date", DAY.isoformat(), "--attempt", "1"]
+        assert arguments[4:8] == ["--date", DAY.isoformat(), "--attempt", "1"]
+        # a scheduled-like run: Bronze continues from its watermark (no window)
+        assert arguments[8:] == (["--window", "none"] if arguments[1].startswith("bronze.") else [])
         # the task's OpenLineage run is the job's lineage parent
         params = recorded.job_driver["sparkSubmit"]["sparkSubmitParameters"]
         assert f"OPENLINEAGE_PARENT_ID=default/lakehouse_daily.{arguments[1]}/" in params
@@ -124,8 +127,8 @@ def test_local_mode_runs_the_same_dag_on_this_machine_and_builds_gold(
     home = tmp_path / "home"
     monkeypatch.setenv("LAKEHOUSE_HOME", str(home))
     monkeypatch.setenv("LAKEHOUSE_CRM_TOKEN", "local-dag-test-token")
-    port = _free_port()
-    monkeypatch.setenv("LAKEHOUSE__SOURCES__CRM__OPTIONS__BASE_URL", f"http://127.0.0.1:{port}/api/v1")
+    crm = f"http://127.0.0.1:{free_port()}/api/v1"
+    monkeypatch.setenv("LAKEHOUSE__SOURCES__CRM__OPTIONS__BASE_URL", crm)
     start = DAY.isoformat()
     assert main(["generate-data", "--days", "1", "--scale", "0.05", "--start-date", start]) == 0
     dag = dagbag_for("local").dags["lakehouse_daily"]
@@ -137,10 +140,3 @@ def test_local_mode_runs_the_same_dag_on_this_machine_and_builds_gold(
     assert {r.as_of_date for r in gold.select("as_of_date").distinct().collect()} == {DAY}
     assert not (home / "sources/crm_api.pid").exists()  # the teardown stopped the API
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

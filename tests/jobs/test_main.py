@@ -197,3 +197,7 @@ def test_a_window_must_be_first_dot_dot_last(capsys: pytest.CaptureFixture[str])
     assert "--window is FIRST..LAST, without --from/--to" in capsys.readouterr().err
     assert main([*argv, "--window", "2026-01-02..2026-01-01"]) == 2
     assert "with --from <= --to" in capsys.readouterr().err
+    assert main([*argv, "--window", "2026-01-01..nope"]) == 2
+    assert "--window: expected FIRST..LAST dates, found '2026-01-01..nope'" in (
+        capsys.readouterr().err
+    )

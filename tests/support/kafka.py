@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.net import free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BROKER_JARS = PROJECT_ROOT / ".jars-test" / "kafka-broker"
 
@@ -31,12 +33,6 @@ class KafkaBroker:
     @property
     def log_file(self) -> Path:
         return self.root / "broker.log"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _classpath() -> str:
@@ -63,7 +59,7 @@ def start_kafka(timeout: float = 60.0) -> KafkaBroker:
         raise RuntimeError("java is required to run the test Kafka broker")
     classpath = _classpath()
     root = Path(tempfile.mkdtemp(prefix="lakehouse-kafka-"))
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     config = root / "server.properties"
     config.write_text(
         "\n".join(

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.net import free_port
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,6 @@ def find_bin(name: str) -> str | None:
         return found
     candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
     return str(candidates[-1]) if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_owner(args: list[str]) -> list[str]:
@@ -100,7 +95,7 @@ def start_postgres() -> PostgresServer:
         capture_output=True,
     )
     pwfile.unlink()
-    port = _free_port()
+    port = free_port()
     options = (
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c log_statement=all "
         "-c fsync=off -c timezone=UTC"

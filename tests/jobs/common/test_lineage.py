@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from jobs.common.run_context import RunContext
 from jobs.runner import execute
 from tests.jobs.gold.test_customer_360 import silver as hand_built_silver
 from tests.jobs.silver.test_build import ORDERS, land_bronze, t
+from tests.support.net import free_port
 from tests.support.openlineage_schema import validation_errors
 
 DAY = dt.date(2026, 1, 10)
@@ -166,9 +166,7 @@ def test_http_transport_posts_events_to_a_marquez_compatible_endpoint(
 def test_an_unreachable_lineage_endpoint_never_fails_the_job(
     spark: SparkSession, settings: Settings, lake: LakePaths
 ) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it
     down = _with_transport(
         settings,
         {"type": "http", "url": f"http://127.0.0.1:{port}", "timeout": 1,
