@@ -108,3 +108,22 @@ def test_a_job_another_run_is_writing_is_refused(emr: tuple[Any, str, Settings])
     assert submit(settings, "silver.dim_customer", "2026-01-04", prefix="backfill").state == (
         "SUCCESS"
     )  # another table: fine
+
+
+def test_a_backfill_on_emr_submits_each_job_and_date_in_order(
+    emr: tuple[Any, str, Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, app_id, _ = emr
+    boto3.client("s3", region_name=REGION).create_bucket(  # the lake (Terraform makes it)
+        Bucket="lakehouse-dev-lake", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    command = ["backfill", "--env", "dev", "--from", "2026-01-04", "--to", "2026-01-05",
+               "--jobs", "bronze.fx_rates,silver.fx_rates"]  # fmt: skip
+    assert main(command) == 0
+    assert "backfill: 4 run, 0 already done, 0 failed" in capsys.readouterr().out
+    runs = [(r.name, r.client_token) for r in _job_runs(app_id)]
+    assert [name for name, _ in runs] == [
+        "backfill.bronze.fx_rates.2026-01-04", "backfill.silver.fx_rates.2026-01-04",
+        "backfill.bronze.fx_rates.2026-01-05", "backfill.silver.fx_rates.2026-01-05",
+    ]  # fmt: skip
+    assert all(token == client_token(name, 1) for name, token in runs)
