@@ -21,7 +21,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
@@ -41,7 +40,7 @@ from aws.emr import (
     with_arguments,
     with_lineage_parent,
 )
-from aws.pipeline import TaskSpec, check_freshness, retry_args, waiter_attempts
+from aws.pipeline import FRESHNESS_TASK, TaskSpec, check_freshness, retry_args, waiter_attempts
 from jobs.common.config import Settings
 from jobs.common.errors import ConfigError
 from jobs.common.lineage import PARENT_ENV
@@ -93,7 +92,7 @@ class EmrJobOperator(EmrServerlessStartJobOperator):
                     cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.waiter_max_attempts * self.waiter_delay),
+                timeout=dt.timedelta(seconds=self.waiter_max_attempts * self.waiter_delay),
             )
         self.hook.get_waiter("serverless_job_completed").wait(
             applicationId=self.application_id,
@@ -190,7 +189,7 @@ def job_task(settings: Settings, task: TaskSpec, *, dag_id: str) -> BaseOperator
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "pool": task.pool or "default_pool",
-        "execution_timeout": timedelta(minutes=task.timeout_minutes),
+        "execution_timeout": dt.timedelta(minutes=task.timeout_minutes),
         "on_failure_callback": failure_callback(
             settings.orchestration.failure_topic_arn, settings.emr.region
         ),
@@ -235,7 +234,7 @@ def job_task(settings: Settings, task: TaskSpec, *, dag_id: str) -> BaseOperator
     )  # fmt: skip
 
 
-def freshness_task(settings: Settings, *, upstream_done: str = "all_success") -> BaseOperator:
+def freshness_task(settings: Settings) -> BaseOperator:
     """The daily SLA check (:func:`aws.pipeline.check_freshness`), run in the worker."""
     from airflow.providers.standard.operators.python import PythonOperator
 
@@ -249,9 +248,8 @@ def freshness_task(settings: Settings, *, upstream_done: str = "all_success") ->
         return found
 
     return PythonOperator(
-        task_id="freshness_check",
+        task_id=FRESHNESS_TASK,
         python_callable=check,
-        trigger_rule=upstream_done,
         retries=0,
         on_failure_callback=failure_callback(
             settings.orchestration.failure_topic_arn, settings.emr.region

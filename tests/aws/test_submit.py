@@ -127,3 +127,28 @@ def test_a_backfill_on_emr_submits_each_job_and_date_in_order(
         "backfill.bronze.fx_rates.2026-01-05", "backfill.silver.fx_rates.2026-01-05",
     ]  # fmt: skip
     assert all(token == client_token(name, 1) for name, token in runs)
+
+
+def test_a_retried_airflow_task_joins_the_run_its_earlier_try_left_going(
+    emr: tuple[Any, str, Settings],
+) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from aws.airflow_tasks import EmrJobOperator
+
+    client, app_id, settings = emr
+    name = "lakehouse_daily.gold.customer_360.2026-01-05"
+    first = submit(settings, "gold.customer_360", "2026-01-05", wait=False,
+                   prefix="lakehouse_daily")  # fmt: skip  (try 1; its worker then died)
+    (live,) = _job_runs(app_id)
+    live.state = "RUNNING"
+    operator = EmrJobOperator(
+        task_id="gold.customer_360", application_id=app_id, execution_role_arn=ROLE,
+        job_driver={"sparkSubmit": {"entryPoint": "s3://a/main.py"}}, name=name,
+        deferrable=False, waiter_delay=1, waiter_max_attempts=10, region_name=REGION,
+    )  # fmt: skip
+    threading.Timer(1.5, lambda: setattr(live, "state", "SUCCESS")).start()
+    ti = SimpleNamespace(try_number=2, dag_id="lakehouse_daily", task_id="gold.customer_360")
+    assert operator.execute({"ti": ti}) == first.run_id
+    assert len(client.list_job_runs(applicationId=app_id)["jobRuns"]) == 1  # no second run
