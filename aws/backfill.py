@@ -16,20 +16,16 @@ live (the daily DAG's, say).
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from aws.pipeline import daily_plan
+from aws.pipeline import daily_plan, run_summaries
 from jobs.common.config import Settings
 from jobs.common.errors import ConfigError
 from jobs.common.paths import LakePaths
-from jobs.common.storage import list_uris, read_text
 
 RunOne = Callable[[str, dt.date, int], str]  # (job, date, attempt) -> final status
-_ATTEMPT = re.compile(r"__a(\d+)/summary\.json$")
 
 
 @dataclass
@@ -70,16 +66,6 @@ def waves(settings: Settings, jobs: Sequence[str] | None = None) -> list[list[st
     ]
 
 
-def attempts(paths: LakePaths, job: str, day: dt.date) -> dict[int, str]:
-    """Status of every recorded attempt of ``job`` at ``day`` (from the run summaries)."""
-    found: dict[int, str] = {}
-    for uri in list_uris(f"{paths.runs}/{job}__{day.isoformat()}__a"):
-        match = _ATTEMPT.search(uri)
-        if match:
-            found[int(match.group(1))] = str(json.loads(read_text(uri)).get("status"))
-    return found
-
-
 def run_backfill(
     settings: Settings,
     paths: LakePaths,
@@ -108,8 +94,8 @@ def run_backfill(
         for wave in waves(settings, jobs):
             todo: list[tuple[str, int]] = []
             for job in wave:
-                tried = attempts(paths, job, day)
-                if "SUCCEEDED" in tried.values():
+                tried = run_summaries(paths, job, day)
+                if any(summary.get("status") == "SUCCEEDED" for summary in tried.values()):
                     result.skipped.append(f"{job}@{day}")
                 else:
                     todo.append((job, max(tried, default=0) + 1))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from jobs.common.storage import list_uris, read_text
 from jobs.registry import daily_jobs
 
 GOLD_JOB = "gold.customer_360"
+_ATTEMPT = re.compile(r"__a(\d+)/summary\.json$")
 FRESHNESS_TASK = "freshness_check"
 MAINTENANCE_JOB = "maintenance"
 
@@ -110,6 +112,16 @@ def waiter_attempts(settings: Settings, timeout_minutes: int) -> int:
     return max(1, -(-timeout_minutes * 60 // delay))
 
 
+def run_summaries(paths: LakePaths, job: str, day: dt.date) -> dict[int, dict[str, Any]]:
+    """Every recorded attempt of ``job`` at ``day``: attempt number -> its run summary."""
+    found: dict[int, dict[str, Any]] = {}
+    for uri in list_uris(f"{paths.runs}/{job}__{day.isoformat()}__a"):
+        match = _ATTEMPT.search(uri)
+        if match:
+            found[int(match.group(1))] = json.loads(read_text(uri))
+    return found
+
+
 def check_freshness(paths: LakePaths, logical_date: dt.date, *, within_hours: float | None) -> str:
     """Pass when ``gold.customer_360`` has a successful run for ``logical_date``.
 
@@ -124,17 +136,12 @@ def check_freshness(paths: LakePaths, logical_date: dt.date, *, within_hours: fl
         FreshnessError: no successful run, a skipped one, or one finished too late;
             the message says which and where the summaries are.
     """
-    prefix = f"{paths.runs}/{GOLD_JOB}__{logical_date.isoformat()}__a"
-    summaries = [u for u in list_uris(prefix) if u.endswith("/summary.json")]
-    succeeded = []
-    for uri in summaries:
-        summary = json.loads(read_text(uri))
-        if summary.get("status") == "SUCCEEDED":
-            succeeded.append(summary)
+    summaries = run_summaries(paths, GOLD_JOB, logical_date)
+    succeeded = [s for s in summaries.values() if s.get("status") == "SUCCEEDED"]
     if not succeeded:
         raise FreshnessError(
-            f"{GOLD_JOB} is stale: no successful run for {logical_date} "
-            f"({len(summaries)} run(s) under {prefix}*)"
+            f"{GOLD_JOB} is stale: no successful run for {logical_date} ({len(summaries)} "
+            f"run(s) under {paths.runs}/{GOLD_JOB}__{logical_date.isoformat()}__a*)"
         )
     latest = max(succeeded, key=lambda s: s.get("ended_at") or "")
     if latest.get("notes", {}).get("skipped"):

@@ -42,19 +42,27 @@ class SourceSimulator:
 
     def run_day(self, day: date) -> None:
         """Apply everything the sources received on ``day``."""
-        conn = connect_sqlite(self.sources / "opdb" / "opdb.sqlite")
-        try:
-            load_day(conn, "sqlite", self.sources, day)
-        finally:
-            conn.close()  # type: ignore[attr-defined]
+        land_day(self.sources, self.landing, day)
         self.crm.deliver_day(day)
-        stamp = day.isoformat()
-        drop_file(self.sources / "returns" / f"returns_{stamp}.csv", self.landing / "returns")
-        drop_file(
-            self.sources / "events" / "behaviour" / f"{stamp}.jsonl",
-            self.landing / "events",
-            f"behaviour_{stamp}.jsonl",
-        )
+
+
+def land_day(sources: Path, landing: Path, day: date) -> None:
+    """``day``'s commits into the operational DB and its files into the landing zone.
+
+    Both are idempotent (upserts; a file dropped again replaces itself).
+    """
+    conn = connect_sqlite(sources / "opdb" / "opdb.sqlite")
+    try:
+        load_day(conn, "sqlite", sources, day)
+    finally:
+        conn.close()  # type: ignore[attr-defined]
+    stamp = day.isoformat()
+    drop_file(sources / "returns" / f"returns_{stamp}.csv", landing / "returns")
+    drop_file(
+        sources / "events" / "behaviour" / f"{stamp}.jsonl",
+        landing / "events",
+        f"behaviour_{stamp}.jsonl",
+    )
 
 
 @contextmanager
@@ -105,7 +113,7 @@ def sources_up(paths: LakePaths, day: date, base_url: str) -> int:
             f"{CRM_TOKEN_VAR} is not set: the local CRM API and the crm source share it "
             "(any value; export it where Airflow runs)"
         )
-    SourceSimulator(paths, CrmState(Path(paths.sources), "")).run_day(day)
+    land_day(Path(paths.sources), Path(paths.landing), day)  # the CRM part: the API process
     sources_down(paths)
     port = urlparse(base_url).port or 80
     process = subprocess.Popen(
