@@ -21,4 +21,4 @@ freshness_hours = 26
 force_destroy                  = true
 deletion_protection            = false
 secret_recovery_window_in_days = 7
-log_retention_days             = 90
+log_retention_days             = 365

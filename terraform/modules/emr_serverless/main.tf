@@ -3,6 +3,7 @@ locals {
 }
 
 resource "aws_security_group" "this" {
+  #checkov:skip=CKV2_AWS_5:Attached to the EMR Serverless application's network_configuration below, a connection checkov's graph does not model.
   count = local.in_vpc ? 1 : 0
 
   name        = "${var.name}-emr-serverless"

@@ -5,8 +5,6 @@ locals {
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice per environment; the lake is rebuildable from the sources and versioned in place.
   #checkov:skip=CKV2_AWS_62:No consumer of S3 event notifications: jobs are scheduled by Airflow and file drops are discovered by Structured Streaming.
-  #checkov:skip=CKV_AWS_18:Access logging is configured by aws_s3_bucket_logging below when a target is given; the access-log bucket itself cannot log to itself.
-  #checkov:skip=CKV_AWS_145:Every bucket uses SSE-KMS except the access-log bucket, which S3 server access logging requires to use SSE-S3.
   bucket        = var.name
   force_destroy = var.force_destroy
   tags          = var.tags
