@@ -14,9 +14,10 @@ KAFKA_JARS := .jars-test/kafka-broker
 KAFKA_STAMP := $(KAFKA_JARS)/.stamp
 LINEAGE_JARS := .jars-lineage
 LINEAGE_STAMP := $(LINEAGE_JARS)/.stamp
+CHECKOV := $(TOOLS)/checkov/bin/checkov
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark test-property test-extended
+.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark test-property test-extended
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -61,6 +62,16 @@ $(LINEAGE_STAMP): jvm/openlineage-spark/pom.xml
 	mvn -q -B -f jvm/openlineage-spark/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(LINEAGE_JARS) -DincludeScope=runtime
 	@touch $@
 
+# checkov in its own venv (terraform/checkov-requirements.txt, hash-pinned): installed
+# into the project venv it would downgrade boto3. The Terraform tests run it.
+checkov: $(CHECKOV)
+
+$(CHECKOV): terraform/checkov-requirements.txt $(UV)
+	rm -rf $(TOOLS)/checkov
+	$(UV) venv -q --python python3.11 $(TOOLS)/checkov
+	$(UV) pip install -q --require-hashes --python $(TOOLS)/checkov/bin/python -r terraform/checkov-requirements.txt
+	@touch $@
+
 demo: bootstrap
 	$(VENV)/bin/lakehouse demo $(DEMO_ARGS)
 
@@ -83,7 +94,7 @@ postgres-bin:
 # Two workers; long tests are scheduled first (tests/conftest.py). Tests marked
 # `extended` (further crash points of a kill test whose main case runs here) are left
 # to `make test-extended`, which CI runs after `make test`.
-pytest: bootstrap postgres-bin kafka-broker openlineage-spark
+pytest: bootstrap postgres-bin kafka-broker openlineage-spark checkov
 	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" $(PYTEST_ARGS)
 
 test: bootstrap lint typecheck pytest
@@ -93,7 +104,7 @@ test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
 # What make test leaves out: extended crash points, and the property test at 60 examples.
-test-extended: bootstrap postgres-bin kafka-broker openlineage-spark
+test-extended: bootstrap postgres-bin kafka-broker openlineage-spark checkov
 	$(VENV)/bin/pytest -q -n 2 --dist load -m extended $(PYTEST_ARGS)
 	$(MAKE) test-property
 

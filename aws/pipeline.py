@@ -12,7 +12,6 @@ finished in time.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from jobs.common.config import Settings
 from jobs.common.errors import LakehouseError
 from jobs.common.paths import LakePaths
-from jobs.common.storage import list_uris, read_text
+from jobs.common.run_context import read_run_summaries
 from jobs.registry import daily_jobs
 
 GOLD_JOB = "gold.customer_360"
@@ -115,10 +114,10 @@ def waiter_attempts(settings: Settings, timeout_minutes: int) -> int:
 def run_summaries(paths: LakePaths, job: str, day: dt.date) -> dict[int, dict[str, Any]]:
     """Every recorded attempt of ``job`` at ``day``: attempt number -> its run summary."""
     found: dict[int, dict[str, Any]] = {}
-    for uri in list_uris(f"{paths.runs}/{job}__{day.isoformat()}__a"):
+    for uri, summary in read_run_summaries(paths, f"{job}__{day.isoformat()}__a").items():
         match = _ATTEMPT.search(uri)
         if match:
-            found[int(match.group(1))] = json.loads(read_text(uri))
+            found[int(match.group(1))] = summary
     return found
 
 

@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pools.add_argument("--env", choices=ENVIRONMENTS, default="local")
 
+    status = commands.add_parser(
+        "status", help="last run per job, freshness per table, latest gate results"
+    )
+    status.add_argument("--env", choices=ENVIRONMENTS, default="local")
+
     commands.add_parser("jobs", help="list the jobs `run` knows")
     return parser
 
@@ -183,6 +188,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _package(args)
     if args.command == "backfill":
         return _backfill(settings, paths, args)
+    if args.command == "status":
+        from jobs.common.run_context import read_run_summaries, utc_now
+        from jobs.status import build_status, render_status
+
+        view = build_status(read_run_summaries(paths).values())
+        print(render_status(view, utc_now()), end="")
+        return 0
     from jobs.registry import get_job
     from jobs.runner import execute
 

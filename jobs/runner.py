@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from jobs.common.config import Settings
 from jobs.common.lineage import RunLineage
+from jobs.common.metrics import publish_run_metrics
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary, job_run
 from jobs.common.spark import build_spark_session, runtime_versions
@@ -42,6 +44,9 @@ def execute(
         lineage.finish(summary, session, error, spec.column_lineage)
         summary.lineage = asdict(lineage.stats)
         summary.steps["lineage"] = round(time.perf_counter() - start, 3)
+        summary.metrics = publish_run_metrics(
+            json.loads(summary.to_json()), paths.run_dir(ctx.run_id), settings.monitoring
+        )
 
     with job_run(ctx, paths, on_end=end) as recorder:
         recorder.summary.versions.update(runtime_versions(session))

@@ -66,10 +66,29 @@ class SecretRef(_Frozen):
 
 
 class StorageSettings(_Frozen):
-    """Where the lake lives. ``root`` None means ``LAKEHOUSE_HOME`` (local runs)."""
+    """Where the lake lives. ``root`` None means ``LAKEHOUSE_HOME`` (local runs).
+
+    ``layers`` puts a layer in its own bucket (AWS: ``s3://lakehouse-<env>-bronze``, ...);
+    a layer not listed lives under ``root``. ``delta_log_table`` is the DynamoDB table of
+    Delta's ``S3DynamoDBLogStore`` (docs/adr/0003), created by Terraform.
+    """
 
     root: str | None
     artifacts_uri: str | None = None
+    layers: dict[Literal["landing", "bronze", "silver", "gold"], str] = Field(default_factory=dict)
+    delta_log_table: str | None = None
+
+
+class MonitoringSettings(_Frozen):
+    """Run metrics (``jobs.common.metrics``, monitoring/metrics.json).
+
+    Every run writes its metrics into its summary; ``publish`` also sends them to
+    CloudWatch: ``emf`` (Embedded Metric Format lines on stdout, which EMR Serverless
+    ships to the job log group) or ``cloudwatch`` (``PutMetricData``).
+    """
+
+    namespace: str = "Lakehouse"
+    publish: Literal["none", "emf", "cloudwatch"] = "none"
 
 
 class SparkSettings(_Frozen):
@@ -284,6 +303,7 @@ class Settings(_Frozen):
     lineage: LineageSettings = Field(default_factory=LineageSettings)
     emr: EmrSettings = Field(default_factory=EmrSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     config_dir: str = str(DEFAULT_CONFIG_DIR)  # where the files came from (suites live there)
 
 

@@ -1,14 +1,16 @@
 """Every path decision of the project: where sources, landing, lake tables and runs live.
 
-Locally the root is ``$LAKEHOUSE_HOME`` (default ``./.lakehouse``); in AWS it is the
-configured ``storage.root`` (``s3://...``). Transformations never see a path.
+Locally the root is ``$LAKEHOUSE_HOME`` (default ``./.lakehouse``) and holds everything.
+In AWS the landing zone and each lake layer have their own bucket (``storage.layers``,
+from the Terraform outputs) and ``storage.root`` holds the rest: run records, lineage,
+control files. Quarantine tables sit beside Bronze. Transformations never see a path.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.common.config import Settings
@@ -22,6 +24,7 @@ class LakePaths:
     """Locations under one root (a local folder or an ``s3://`` prefix)."""
 
     root: str
+    layer_roots: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_local(self) -> bool:
@@ -38,7 +41,9 @@ class LakePaths:
 
     @property
     def landing(self) -> str:
-        """File drops (the S3 landing prefix in AWS)."""
+        """File drops (the landing bucket in AWS)."""
+        if "landing" in self.layer_roots:
+            return self.layer_roots["landing"].rstrip("/")
         return self._join("landing")
 
     @property
@@ -60,6 +65,10 @@ class LakePaths:
         """Storage location of table ``name`` in ``layer`` (one of :data:`LAYERS`)."""
         if layer not in LAYERS:
             raise ValueError(f"unknown lake layer '{layer}': expected one of {', '.join(LAYERS)}")
+        if layer in self.layer_roots:
+            return f"{self.layer_roots[layer].rstrip('/')}/{name}"
+        if layer == "_quarantine" and "bronze" in self.layer_roots:
+            return f"{self.layer_roots['bronze'].rstrip('/')}/_quarantine/{name}"
         return self._join("lake", layer, name)
 
     def run_dir(self, run_id: str) -> str:
@@ -79,7 +88,12 @@ class LakePaths:
 def resolve_lake_paths(settings: Settings, environ: Mapping[str, str] | None = None) -> LakePaths:
     """Pick the root: ``storage.root`` when set, else ``$LAKEHOUSE_HOME`` or ``./.lakehouse``."""
     if settings.storage.root:
-        return LakePaths(settings.storage.root)
+        return LakePaths(
+            settings.storage.root, {str(k): v for k, v in settings.storage.layers.items()}
+        )
     environ = os.environ if environ is None else environ
     home = environ.get("LAKEHOUSE_HOME") or DEFAULT_HOME
-    return LakePaths(str(Path(home).expanduser().resolve()))
+    return LakePaths(
+        str(Path(home).expanduser().resolve()),
+        {str(k): v for k, v in settings.storage.layers.items()},
+    )

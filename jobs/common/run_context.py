@@ -23,7 +23,7 @@ from typing import Any
 from jobs.common.errors import QualityGateError
 from jobs.common.logs import log_context
 from jobs.common.paths import LakePaths
-from jobs.common.storage import write_text
+from jobs.common.storage import list_uris, read_text, write_text
 
 log = logging.getLogger(__name__)
 _JOB_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
@@ -99,6 +99,7 @@ class RunSummary:
     notes: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)  # per gate: status, counts, report
     lineage: dict[str, Any] = field(default_factory=dict)  # run id, transport, emitted, failed
+    metrics: dict[str, float] = field(default_factory=dict)  # jobs.common.metrics
     error: dict[str, str] | None = None
 
     @property
@@ -181,6 +182,19 @@ class RunRecorder:
             yield
         finally:
             self.summary.steps[name] = round(time.perf_counter() - start, 3)
+
+
+def read_run_summaries(paths: LakePaths, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Run summaries whose run id starts with ``prefix``, by the summary's location.
+
+    ``prefix`` ``"<job>__<date>__a"`` gives every attempt of one job and date; the
+    default gives every run on record.
+    """
+    return {
+        uri: json.loads(read_text(uri))
+        for uri in list_uris(f"{paths.runs}/{prefix}")
+        if uri.endswith("/summary.json")
+    }
 
 
 @contextmanager

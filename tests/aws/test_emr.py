@@ -74,7 +74,7 @@ def test_logs_go_to_s3_and_cloudwatch(dev: Settings) -> None:
     assert configuration_overrides(dev, log_prefix="lakehouse_daily/gold.customer_360/D") == {
         "monitoringConfiguration": {
             "s3MonitoringConfiguration": {
-                "logUri": "s3://lakehouse-dev-lake/logs/emr/lakehouse_daily/gold.customer_360/D/"
+                "logUri": "s3://lakehouse-dev-artifacts/ops/logs/emr/lakehouse_daily/gold.customer_360/D/"
             },
             "cloudWatchLoggingConfiguration": {
                 "enabled": True,

@@ -48,16 +48,16 @@ def test_submit_sends_the_dag_request_and_exits_with_the_run_state(
     assert detail["name"] == "adhoc.silver.fct_orders.2026-01-05"
     assert detail["executionRole"] == ROLE
     submit_spec = detail["jobDriver"]["sparkSubmit"]
-    assert submit_spec["entryPoint"] == "s3://lakehouse-dev-artifacts/0.1.0/main.py"
+    assert submit_spec["entryPoint"] == "s3://lakehouse-dev-artifacts/releases/0.1.0/main.py"
     assert submit_spec["entryPointArguments"] == [
         "run", "silver.fct_orders", "--env", "dev", "--date", "2026-01-05", "--attempt", "1",
     ]  # fmt: skip
-    assert "spark.archives=s3://lakehouse-dev-artifacts/0.1.0/pyspark_venv.tar.gz#environment" in (
+    assert "spark.archives=s3://lakehouse-dev-artifacts/releases/0.1.0/pyspark_venv.tar.gz#environment" in (
         submit_spec["sparkSubmitParameters"]
     )
     logs = detail["configurationOverrides"]["monitoringConfiguration"]
     assert logs["s3MonitoringConfiguration"]["logUri"] == (
-        "s3://lakehouse-dev-lake/logs/emr/adhoc/silver.fct_orders/2026-01-05/"
+        "s3://lakehouse-dev-artifacts/ops/logs/emr/adhoc/silver.fct_orders/2026-01-05/"
     )
     assert logs["cloudWatchLoggingConfiguration"]["logGroupName"] == (
         "/aws/emr-serverless/lakehouse-dev"
@@ -66,7 +66,7 @@ def test_submit_sends_the_dag_request_and_exits_with_the_run_state(
     assert recorded.client_token == client_token("adhoc.silver.fct_orders.2026-01-05", 1)
     assert recorded.execution_timeout_minutes == 60
     assert f"EMR Serverless job run {run['id']}" in out
-    assert f"logs: s3://lakehouse-dev-lake/logs/emr/adhoc/silver.fct_orders/2026-01-05/applications/{app_id}/jobs/{run['id']}/" in out  # noqa: E501
+    assert f"logs: s3://lakehouse-dev-artifacts/ops/logs/emr/adhoc/silver.fct_orders/2026-01-05/applications/{app_id}/jobs/{run['id']}/" in out  # noqa: E501
     assert out.rstrip().endswith("adhoc.silver.fct_orders.2026-01-05: SUCCESS")
 
 
@@ -114,8 +114,8 @@ def test_a_backfill_on_emr_submits_each_job_and_date_in_order(
     emr: tuple[Any, str, Settings], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, app_id, _ = emr
-    boto3.client("s3", region_name=REGION).create_bucket(  # the lake (Terraform makes it)
-        Bucket="lakehouse-dev-lake", CreateBucketConfiguration={"LocationConstraint": REGION}
+    boto3.client("s3", region_name=REGION).create_bucket(  # run records (Terraform makes it)
+        Bucket="lakehouse-dev-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
     )
     command = ["backfill", "--env", "dev", "--from", "2026-01-04", "--to", "2026-01-05",
                "--jobs", "bronze.fx_rates,silver.fx_rates"]  # fmt: skip

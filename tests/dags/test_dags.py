@@ -103,7 +103,7 @@ def test_emr_tasks_render_for_a_date_and_wait_as_long_as_their_timeout(dagbag_fo
     overrides = task.render_template(task.configuration_overrides, context)
     monitoring = overrides["monitoringConfiguration"]
     assert monitoring["s3MonitoringConfiguration"]["logUri"] == (
-        "s3://lakehouse-prod-lake/logs/emr/lakehouse_daily/silver.fct_orders/2026-01-05/"
+        "s3://lakehouse-prod-artifacts/ops/logs/emr/lakehouse_daily/silver.fct_orders/2026-01-05/"
     )
     assert monitoring["cloudWatchLoggingConfiguration"]["logGroupName"] == (
         "/aws/emr-serverless/lakehouse-prod"

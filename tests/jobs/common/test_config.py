@@ -27,7 +27,8 @@ def test_load_settings_resolves_every_environment(env: str) -> None:
 def test_load_settings_overlay_overrides_base() -> None:
     dev = load_settings("dev", environ={})
     assert (dev.spark.master, dev.spark.shuffle_partitions, dev.spark.catalog) == (None, 64, "glue")
-    assert dev.storage.root == "s3://lakehouse-dev-lake"
+    assert dev.storage.root == "s3://lakehouse-dev-artifacts/ops"
+    assert dev.storage.layers["bronze"] == "s3://lakehouse-dev-bronze"
     assert str(dev.sources["crm"].credentials) == "secretsmanager:lakehouse/dev/crm-token"
     assert dev.spark.driver_memory == "4g"  # inherited from base.yaml
 
