@@ -31,7 +31,7 @@ def test_job_driver_runs_the_versioned_entry_script_with_the_venv_and_the_listen
         "run", "silver.fct_orders", "--env", "dev", "--date", "{{ ds }}", "--attempt", "2",
     ]  # fmt: skip
     assert driver["sparkSubmit"]["sparkSubmitParameters"].split(" ") == [
-        "--jars", "s3://lakehouse-dev-artifacts/jars/openlineage-spark_2.13-1.53.0.jar",
+        "--jars", "s3://lakehouse-dev-artifacts/releases/jars/openlineage-spark_2.13-1.53.0.jar",
         "--conf", "spark.archives=s3://lakehouse-dev-artifacts/1.4.0/pyspark_venv.tar.gz#environment",
         "--conf", "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON=./environment/bin/python",
         "--conf", "spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python",

@@ -44,10 +44,12 @@ def test_the_artifact_carries_code_config_and_dependencies_but_not_spark(
         Bucket="lakehouse-dev-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
     )
     uploaded = _upload(out)
-    assert "s3://lakehouse-dev-artifacts/releases/0.1.0/pyspark_venv.tar.gz" in uploaded
-    assert "s3://lakehouse-dev-artifacts/releases/jars/openlineage-spark_2.13-1.53.0.jar" in uploaded
+    releases = "s3://lakehouse-dev-artifacts/releases"
+    assert f"{releases}/0.1.0/pyspark_venv.tar.gz" in uploaded
+    assert f"{releases}/jars/openlineage-spark_2.13-1.53.0.jar" in uploaded
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lakehouse-dev-artifacts")["Contents"]}
-    assert {f"releases/0.1.0/{n}" for n in ("main.py", "manifest.json", "pyspark_venv.tar.gz")} <= keys
+    built = ("main.py", "manifest.json", "pyspark_venv.tar.gz")
+    assert {f"releases/0.1.0/{name}" for name in built} <= keys
 
 
 def _upload(out: Path) -> list[str]:

@@ -52,7 +52,8 @@ def test_submit_sends_the_dag_request_and_exits_with_the_run_state(
     assert submit_spec["entryPointArguments"] == [
         "run", "silver.fct_orders", "--env", "dev", "--date", "2026-01-05", "--attempt", "1",
     ]  # fmt: skip
-    assert "spark.archives=s3://lakehouse-dev-artifacts/releases/0.1.0/pyspark_venv.tar.gz#environment" in (
+    archive = "s3://lakehouse-dev-artifacts/releases/0.1.0/pyspark_venv.tar.gz"
+    assert f"spark.archives={archive}#environment" in (
         submit_spec["sparkSubmitParameters"]
     )
     logs = detail["configurationOverrides"]["monitoringConfiguration"]

@@ -112,14 +112,33 @@ def test_generate_data_writes_under_lakehouse_home(
     assert (tmp_path / "home/sources/returns/returns_2026-01-02.csv").is_file()
 
 
-def test_run_job_in_process_writes_summary(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_run_job_in_process_writes_summary_metrics_and_status(
+    spark: SparkSession,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path))
+    monkeypatch.setenv("LAKEHOUSE__MONITORING__PUBLISH", "emf")
     assert main(["run", "runtime_check", "--env", "local", "--date", "2026-02-01"]) == 0
     run_dir = Path(LakePaths(str(tmp_path)).run_dir("runtime_check__2026-02-01__a1"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["status"], summary["versions"]["delta"]) == ("SUCCEEDED", "4.2.0")
+    # the EMF line on stdout is the document in the run folder, with the summary's metrics
+    emf_lines = [line for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    document = json.loads((run_dir / "metrics.json").read_text())
+    assert [json.loads(line) for line in emf_lines] == [document]
+    assert {k: document[k] for k in summary["metrics"]} == summary["metrics"]
+    assert (document["Job"], document["Status"], summary["metrics"]["JobSucceeded"]) == (
+        "runtime_check",
+        "SUCCEEDED",
+        1,
+    )
+
+    assert main(["status"]) == 0
+    runs = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert runs[0] == "Last run per job (1 jobs, 0 not succeeded)"
+    assert runs[2].split()[:3] == ["runtime_check", "SUCCEEDED", "2026-02-01"]
 
 
 def _lineage_events(path: Path) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from jobs.common.config import load_settings
-from jobs.common.paths import LakePaths
+from jobs.common.paths import LakePaths, resolve_lake_paths
 from jobs.common.spark import (
     GLUE_FACTORY,
     LINEAGE_LISTENER,
@@ -54,19 +54,53 @@ def test_delta_round_trip_keeps_rows_and_history(spark: SparkSession, lake: Lake
     assert sorted(versions) == [0, 1]
 
 
-def test_emr_conf_uses_bundled_delta_and_glue_catalog() -> None:
-    conf = spark_conf(load_settings("dev", environ={}), LakePaths("s3://lakehouse-dev-lake"))
+def test_emr_conf_uses_bundled_delta_glue_catalog_and_the_dynamodb_log_store() -> None:
+    settings = load_settings("dev", environ={})
+    conf = spark_conf(settings, resolve_lake_paths(settings))
     assert "spark.jars" not in conf
     assert "spark.master" not in conf
     assert conf["spark.hadoop.hive.metastore.client.factory.class"] == GLUE_FACTORY
     assert conf["spark.sql.shuffle.partitions"] == "64"
-    assert conf["spark.sql.warehouse.dir"] == "s3://lakehouse-dev-lake/lake/_warehouse"
+    assert conf["spark.sql.warehouse.dir"] == "s3://lakehouse-dev-artifacts/ops/lake/_warehouse"
     assert conf["spark.extraListeners"] == LINEAGE_LISTENER
+    assert {k: v for k, v in conf.items() if "logStore" in k or "DynamoDB" in k} == {
+        "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+        "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": "lakehouse-dev-delta-log",
+        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": "eu-west-1",
+    }
+
+
+def test_emr_tables_live_in_their_layer_buckets_and_quarantine_beside_bronze() -> None:
+    paths = resolve_lake_paths(load_settings("prod", environ={}))
+    assert [
+        paths.landing,
+        paths.table("bronze", "opdb_orders"),
+        paths.table("_quarantine", "opdb_orders"),
+        paths.table("silver", "dim_customer"),
+        paths.table("gold", "customer_360"),
+        paths.table("_control", "locks"),
+        paths.run_dir("gold.customer_360__2026-01-05__a1"),
+    ] == [
+        "s3://lakehouse-prod-landing",
+        "s3://lakehouse-prod-bronze/opdb_orders",
+        "s3://lakehouse-prod-bronze/_quarantine/opdb_orders",
+        "s3://lakehouse-prod-silver/dim_customer",
+        "s3://lakehouse-prod-gold/customer_360",
+        "s3://lakehouse-prod-artifacts/ops/lake/_control/locks",
+        "s3://lakehouse-prod-artifacts/ops/runs/gold.customer_360__2026-01-05__a1",
+    ]
+
+
+def test_local_runs_keep_everything_under_the_home() -> None:
+    settings = load_settings("local", environ={"LAKEHOUSE_HOME": "/tmp/h"})
+    paths = resolve_lake_paths(settings, {"LAKEHOUSE_HOME": "/tmp/h"})
+    assert (paths.landing, paths.table("bronze", "x")) == ("/tmp/h/landing", "/tmp/h/lake/bronze/x")
 
 
 def test_emr_reads_the_lineage_listener_jar_from_the_artifacts_bucket() -> None:
     assert listener_jar_uri(load_settings("prod", environ={})) == (
-        "s3://lakehouse-prod-artifacts/jars/openlineage-spark_2.13-1.53.0.jar"
+        "s3://lakehouse-prod-artifacts/releases/jars/openlineage-spark_2.13-1.53.0.jar"
     )
 
 
