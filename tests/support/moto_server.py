@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,25 @@ def use_moto(monkeypatch: pytest.MonkeyPatch, server: MotoServer) -> MotoServer:
     for name, value in server.environ().items():
         monkeypatch.setenv(name, value)
     return server
+
+
+def emr_serverless_like_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this process's moto create EMR Serverless applications as AWS does.
+
+    moto creates them STARTED (AWS: CREATED, started by the first job run), which
+    Terraform's provider waits on in vain, and knows no release label after its own
+    table (ours: ``emr-spark-8.2.0``). The label is kept as given.
+    """
+    from moto.emrserverless import models
+
+    monkeypatch.setattr(models, "APPLICATION_STATUS", "CREATED")
+    create = models.EMRServerlessBackend.create_application
+
+    def create_application(
+        self: models.EMRServerlessBackend, name: str, release_label: str, *args: Any, **kwargs: Any
+    ) -> models.Application:
+        application = create(self, name, "emr-7.12.0", *args, **kwargs)
+        application.release_label = release_label
+        return application
+
+    monkeypatch.setattr(models.EMRServerlessBackend, "create_application", create_application)

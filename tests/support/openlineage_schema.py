@@ -64,9 +64,7 @@ def registry() -> tuple[Registry, str]:
 
 def _validate(instance: Any, ref: str) -> list[str]:
     reg, _ = registry()
-    validator = Draft202012Validator(
-        {"$ref": ref}, registry=reg, format_checker=format_checker()
-    )
+    validator = Draft202012Validator({"$ref": ref}, registry=reg, format_checker=format_checker())
     return [
         f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
         for e in validator.iter_errors(instance)
