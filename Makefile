@@ -94,8 +94,18 @@ postgres-bin:
 # Two workers; long tests are scheduled first (tests/conftest.py). Tests marked
 # `extended` (further crash points of a kill test whose main case runs here) are left
 # to `make test-extended`, which CI runs after `make test`.
+#
+# tests/terraform (fmt, validate, checkov, the dev env applied to moto) mostly waits on
+# the provider (S3 lifecycle settling) and uses little CPU: it runs beside the two Spark
+# workers rather than in one of their slots; its output follows theirs.
+TF_TEST_LOG := $(TOOLS)/terraform-tests.log
+
 pytest: bootstrap postgres-bin kafka-broker openlineage-spark checkov
-	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" $(PYTEST_ARGS)
+	@$(VENV)/bin/pytest -q tests/terraform > $(TF_TEST_LOG) 2>&1 & tf=$$!; \
+	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" \
+	  --ignore=tests/terraform $(PYTEST_ARGS); main=$$?; \
+	wait $$tf; tf_rc=$$?; echo "--- tests/terraform (run alongside) ---"; cat $(TF_TEST_LOG); \
+	test $$main -eq 0 -a $$tf_rc -eq 0
 
 test: bootstrap lint typecheck pytest
 
@@ -104,7 +114,7 @@ test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
 # What make test leaves out: extended crash points, and the property test at 60 examples.
-test-extended: bootstrap postgres-bin kafka-broker openlineage-spark checkov
+test-extended: bootstrap postgres-bin kafka-broker openlineage-spark
 	$(VENV)/bin/pytest -q -n 2 --dist load -m extended $(PYTEST_ARGS)
 	$(MAKE) test-property
 

@@ -457,7 +457,8 @@ def _summary(
             render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",
             "",
             f"{len(summaries)} job runs, {failed} failed, in {elapsed:.0f}s.",
-            f"Run summaries and JSON logs: {paths.runs}/<run_id>/",
+            f"Run summaries, metrics (CloudWatch EMF) and JSON logs: {paths.runs}/<run_id>/",
+            "Last runs, table freshness and gate results: lakehouse status",
             f"Generated sources: {paths.sources}  file drops: {paths.landing}",
             _lineage_line(summaries, paths),
         ]

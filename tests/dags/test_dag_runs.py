@@ -40,8 +40,8 @@ def emr_dev(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]
     for name, value in ids.items():
         monkeypatch.setenv(name, value)
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(
-        Bucket="lakehouse-dev-lake", CreateBucketConfiguration={"LocationConstraint": REGION}
+    s3.create_bucket(  # run records (Terraform makes it)
+        Bucket="lakehouse-dev-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
     )
     return client, app_id
 
@@ -51,8 +51,8 @@ def _gold_summary_written_by_the_job() -> None:
     summary = {"run_id": f"gold.customer_360__{DAY}__a1", "status": "SUCCEEDED",
                "ended_at": "2026-01-06T04:10:00+00:00", "notes": {}}  # fmt: skip
     boto3.client("s3", region_name=REGION).put_object(
-        Bucket="lakehouse-dev-lake",
-        Key=f"runs/gold.customer_360__{DAY}__a1/summary.json",
+        Bucket="lakehouse-dev-artifacts",
+        Key=f"ops/runs/gold.customer_360__{DAY}__a1/summary.json",
         Body=json.dumps(summary).encode(),
     )
 

@@ -85,6 +85,8 @@ def test_checkov_passes_with_only_reviewed_skips_each_with_its_reason() -> None:
     assert all(len(reason) > 40 for reason in skipped.values()), skipped
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_dev_env_plans_applies_and_destroys_on_moto(
     terraform: Terraform, aws: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
