@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from jobs.common.metrics import RunFacts
+
 
 @dataclass(frozen=True)
 class LastRun:
@@ -151,20 +153,19 @@ def render_status(view: StatusView, now: datetime) -> str:
 
 
 def _last_run(summary: dict[str, Any]) -> LastRun:
-    outputs = summary.get("outputs", [])
-    error = summary.get("error") or {}
+    facts = RunFacts.from_summary(summary)
     skipped = summary.get("notes", {}).get("skipped")
     return LastRun(
-        job=summary["job"],
-        run_id=summary["run_id"],
-        status=summary["status"],
-        logical_date=summary["logical_date"],
-        ended_at=datetime.fromisoformat(summary["ended_at"]),
-        duration_s=float(summary.get("duration_s") or 0.0),
-        rows_read=sum(i.get("rows") or 0 for i in summary.get("inputs", [])),
-        rows_written=sum(o.get("rows") or 0 for o in outputs),
-        rows_quarantined=sum(o.get("rows_quarantined") or 0 for o in outputs),
-        note=_first_line(error.get("message") or (f"skipped: {skipped}" if skipped else "")),
+        job=facts.job,
+        run_id=facts.run_id,
+        status=facts.status,
+        logical_date=facts.logical_date.isoformat(),
+        ended_at=facts.ended_at,
+        duration_s=facts.duration_s,
+        rows_read=facts.rows_read,
+        rows_written=facts.rows_written,
+        rows_quarantined=facts.rows_quarantined,
+        note=_first_line(facts.error or (f"skipped: {skipped}" if skipped else "")),
     )
 
 

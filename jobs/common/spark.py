@@ -97,16 +97,6 @@ def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
                 f"{DYNAMODB_LOG_STORE}.ddb.region": settings.emr.region,
             }
         )
-    if settings.storage.delta_log_table:
-        # one committer per table version across drivers on S3 (docs/adr/0003)
-        conf.update(
-            {
-                "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
-                "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
-                f"{DYNAMODB_LOG_STORE}.ddb.tableName": settings.storage.delta_log_table,
-                f"{DYNAMODB_LOG_STORE}.ddb.region": settings.emr.region,
-            }
-        )
     if settings.lineage.spark_listener_on:
         conf["spark.extraListeners"] = LINEAGE_LISTENER
     if settings.runtime == "local":
@@ -180,16 +170,6 @@ def build_spark_session(
     session.sparkContext.setLogLevel(settings.spark.log_level)
     for logger in QUIET_LOGGERS:
         _set_jvm_log_level(session, logger, "ERROR")
-    if settings.storage.delta_log_table:
-        # one committer per table version across drivers on S3 (docs/adr/0003)
-        conf.update(
-            {
-                "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
-                "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
-                f"{DYNAMODB_LOG_STORE}.ddb.tableName": settings.storage.delta_log_table,
-                f"{DYNAMODB_LOG_STORE}.ddb.region": settings.emr.region,
-            }
-        )
     if settings.lineage.spark_listener_on:
         # The listener logs an ERROR for every Spark execution it has no plan for
         # (Delta's internal log and checkpoint jobs): not a fault, and not actionable.
