@@ -12,6 +12,7 @@ def _run(job: str, day: str, ended: str, status: str = "SUCCEEDED", **extra: Any
     return {
         "run_id": f"{job}__{day}__a1",
         "job": job,
+        "env": "prod",
         "logical_date": day,
         "status": status,
         "ended_at": ended,
