@@ -184,7 +184,7 @@ def _assert_platform(app_id: str, network: dict[str, Any]) -> None:
         "CREATED",
         {"enabled": True, "idleTimeoutMinutes": 15},
     )
-    assert app["networkConfiguration"]["subnetIds"] == network["private_subnet_ids"]
+    assert sorted(app["networkConfiguration"]["subnetIds"]) == sorted(network["private_subnet_ids"])
 
     s3 = boto3.client("s3")
     key_arn = boto3.client("kms").describe_key(KeyId="alias/lakehouse-dev")["KeyMetadata"]["Arn"]
