@@ -97,11 +97,11 @@ postgres-bin:
 #
 # tests/terraform (fmt, validate, checkov, the dev env applied to moto) mostly waits on
 # the provider (S3 lifecycle settling) and uses little CPU: it runs beside the two Spark
-# workers (niced) rather than in one of their slots; its output follows theirs.
+# workers rather than in one of their slots; its output follows theirs.
 TF_TEST_LOG := $(TOOLS)/terraform-tests.log
 
 pytest: bootstrap postgres-bin kafka-broker openlineage-spark checkov
-	@nice -n 10 $(VENV)/bin/pytest -q tests/terraform > $(TF_TEST_LOG) 2>&1 & tf=$$!; \
+	@$(VENV)/bin/pytest -q tests/terraform > $(TF_TEST_LOG) 2>&1 & tf=$$!; \
 	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" \
 	  --ignore=tests/terraform $(PYTEST_ARGS); main=$$?; \
 	wait $$tf; tf_rc=$$?; echo "--- tests/terraform (run alongside) ---"; cat $(TF_TEST_LOG); \

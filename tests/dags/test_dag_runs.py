@@ -120,6 +120,7 @@ def test_a_failed_emr_run_fails_its_task_skips_downstream_and_notifies(
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # 2 min; the EMR-mode DAG tests above run in make test
 @pytest.mark.usefixtures("airflow_db")
 def test_local_mode_runs_the_same_dag_on_this_machine_and_builds_gold(
     spark: SparkSession, dagbag_for: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -54,6 +54,7 @@ def spawn(target: str, rows: list[Row], tmp: Path, name: str, **env: str) -> sub
     )
 
 
+@pytest.mark.extended  # the Silver job killed mid-MERGE (test_build.py) runs in make test
 def test_apply_changes_killed_between_its_commits_then_rerun_equals_an_uninterrupted_run(
     spark: SparkSession, tmp_path: Path
 ) -> None:
