@@ -14,10 +14,12 @@ KAFKA_JARS := .jars-test/kafka-broker
 KAFKA_STAMP := $(KAFKA_JARS)/.stamp
 LINEAGE_JARS := .jars-lineage
 LINEAGE_STAMP := $(LINEAGE_JARS)/.stamp
+S3_JARS := .jars-test/s3
+S3_STAMP := $(S3_JARS)/.stamp
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark test-property test-extended
+.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark s3-jars test-property test-extended
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -62,6 +64,16 @@ $(LINEAGE_STAMP): jvm/openlineage-spark/pom.xml
 	mvn -q -B -f jvm/openlineage-spark/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(LINEAGE_JARS) -DincludeScope=runtime
 	@touch $@
 
+# The lake on S3 locally (tests, `make demo DEMO_ARGS=--storage s3`): S3A and the SDK v1
+# DynamoDB client of Delta's S3DynamoDBLogStore. The log store's own jar is not served by
+# this machine's Maven mirror: it is read from ../shared/jars (jobs/common/jars.py).
+s3-jars: $(S3_STAMP)
+
+$(S3_STAMP): jvm/s3/pom.xml
+	rm -rf $(S3_JARS)
+	mvn -q -B -f jvm/s3/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(S3_JARS) -DincludeScope=runtime
+	@touch $@
+
 # checkov in its own venv (terraform/checkov-requirements.txt, hash-pinned): installed
 # into the project venv it would downgrade boto3. The Terraform tests run it.
 checkov: $(CHECKOV)
@@ -72,7 +84,7 @@ $(CHECKOV): terraform/checkov-requirements.txt $(UV)
 	$(UV) pip install -q --require-hashes --python $(TOOLS)/checkov/bin/python -r terraform/checkov-requirements.txt
 	@touch $@
 
-demo: bootstrap
+demo: bootstrap s3-jars
 	$(VENV)/bin/lakehouse demo $(DEMO_ARGS)
 
 lint: $(VENV)/.synced
@@ -100,7 +112,7 @@ postgres-bin:
 # workers rather than in one of their slots; its output follows theirs.
 TF_TEST_LOG := $(TOOLS)/terraform-tests.log
 
-pytest: bootstrap postgres-bin kafka-broker openlineage-spark checkov
+pytest: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars checkov
 	@$(VENV)/bin/pytest -q tests/terraform > $(TF_TEST_LOG) 2>&1 & tf=$$!; \
 	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" \
 	  --ignore=tests/terraform $(PYTEST_ARGS); main=$$?; \
@@ -114,7 +126,7 @@ test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
 # What make test leaves out: extended crash points, and the property test at 60 examples.
-test-extended: bootstrap postgres-bin kafka-broker openlineage-spark
+test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars
 	$(VENV)/bin/pytest -q -n 2 --dist load -m extended $(PYTEST_ARGS)
 	$(MAKE) test-property
 

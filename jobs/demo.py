@@ -1,27 +1,34 @@
 """``lakehouse demo``: generate the sources, run the daily jobs day by day, summarise.
 
-Local only: everything lands under ``$LAKEHOUSE_HOME``. Every job runs through the same
-runner as ``lakehouse run`` (one Spark session for the whole demo), so the demo is the
-pipeline, not a separate code path.
+No cloud account: by default everything lands under ``$LAKEHOUSE_HOME``; with
+``--storage s3`` the lake (tables, quarantine, ``_control``, run records, lineage) and
+the landing zone live on an embedded S3 with Delta's DynamoDB log store
+(``jobs.datagen.local_aws``, moto), configured as dev's lake is, while the source
+systems' stand-ins stay under the home. Every job runs through the same runner as
+``lakehouse run`` (one Spark session for the whole demo), so the demo is the pipeline,
+not a separate code path.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from jobs.common.config import Settings, with_source_options
+from jobs.common.config import Settings, load_settings, with_source_options
 from jobs.common.delta_io import current_version, read_table, table_exists
 from jobs.common.errors import QualityGateError
-from jobs.common.paths import LAYERS, LakePaths
+from jobs.common.paths import LAYERS, LakePaths, resolve_lake_paths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.common.spark import build_spark_session, runtime_versions
+from jobs.common.storage import list_folders
 from jobs.datagen.generator import GeneratorParams
 from jobs.datagen.simulator import SourceSimulator, drop_file, local_sources
 from jobs.datagen.writer import DayManifest, write_dataset
@@ -96,6 +103,15 @@ def run_demo(
         shutil.rmtree(home)
     started = time.perf_counter()
     echo(f"lakehouse demo: home {home}")
+    if getattr(args, "storage", "local") == "s3":
+        with lake_on_local_s3(settings, home, echo) as (s3_settings, s3_paths):
+            return _demo(s3_settings, s3_paths, args, echo, started)
+    return _demo(settings, paths, args, echo, started)
+
+
+def _demo(
+    settings: Settings, paths: LakePaths, args: argparse.Namespace, echo: Echo, started: float
+) -> int:
     params = generator_params(settings, args)
     manifests = generate_sources(params, paths, echo)
     with local_sources(paths) as (simulator, crm_url):
@@ -103,6 +119,45 @@ def run_demo(
         return _run_days(
             settings, paths, params, manifests, simulator, echo, started, args.broken_batch
         )
+
+
+@contextmanager
+def lake_on_local_s3(
+    settings: Settings, home: Path, echo: Echo
+) -> Iterator[tuple[Settings, LakePaths]]:
+    """An embedded S3 + DynamoDB log store for the block, and the settings of a lake on it.
+
+    The lake is laid out as dev's (ops prefix, landing and a bucket per layer, the log
+    store's table); the source systems' stand-ins stay under ``home``. The server's
+    state is in memory: the lake is gone when the block ends.
+    """
+    from jobs.datagen.local_aws import S3Lake, create_lake, lake_environ, running_local_aws
+
+    lake = S3Lake("lakehouse-demo")
+    with running_local_aws(home / "local_aws") as aws:
+        create_lake(aws, lake)
+        overlay = lake_environ(aws, lake, sources=str(home / "sources"))
+        saved = {k: os.environ.get(k) for k in aws.environ(lake.region)}
+        os.environ.update(aws.environ(lake.region))  # boto3 and the JVM's credentials
+        try:
+            on_s3 = load_settings(
+                settings.env,
+                config_dir=Path(settings.config_dir),
+                environ={**os.environ, **overlay},
+            )
+            paths = resolve_lake_paths(on_s3, environ={})
+            echo(
+                f"lake on an embedded S3 (moto, {aws.endpoint}) with the DynamoDB log store "
+                f"(table {lake.log_table}): {paths.root}, "
+                + ", ".join(f"{k} {v}" for k, v in lake.layers.items())
+            )
+            yield on_s3, paths
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _run_days(
@@ -119,22 +174,14 @@ def _run_days(
     versions = runtime_versions(spark)
     echo(f"runtime: Spark {versions['spark']}, Delta {versions['delta']} ({settings.spark.master})")
     summaries: list[RunSummary] = []
-    daily = daily_jobs(settings)
-    for offset in range(params.days):
-        day = params.start_date + timedelta(days=offset)
-        simulator.run_day(day)
-        for spec in daily:
-            ctx = RunContext(job=spec.name, env=settings.env, logical_date=day)
-            try:
-                summaries.append(execute(ctx, settings, paths, spark))
-            except Exception as exc:
-                echo(f"  {day} {spec.name}: FAILED: {exc}")
-                echo(f"  see {paths.run_dir(ctx.run_id)}/summary.json")
-                return 1
-        echo(
-            f"  {day}: "
-            + ", ".join(f"{s.job} {s.status.lower()}" for s in summaries[-len(daily) :])
-        )
+    try:
+        for day, runs in run_days(settings, paths, params, simulator, spark):
+            summaries += runs
+            echo(f"  {day}: " + ", ".join(f"{s.job} {s.status.lower()}" for s in runs))
+    except DayFailedError as exc:
+        echo(f"  {exc.day} {exc.ctx.job}: FAILED: {exc.__cause__}")
+        echo(f"  see {paths.run_dir(exc.ctx.run_id)}/summary.json")
+        return 1
     echo("")
     echo(_summary(manifests, summaries, paths, spark, time.perf_counter() - started))
     if broken_batch:
@@ -142,6 +189,43 @@ def _run_days(
             settings, paths, spark, params.start_date + timedelta(params.days), echo
         )
     return 0
+
+
+class DayFailedError(Exception):
+    """A daily job failed (its summary is written); the days stop there."""
+
+    def __init__(self, day: date, ctx: RunContext) -> None:
+        super().__init__(f"{ctx.job} failed for {day}")
+        self.day = day
+        self.ctx = ctx
+
+
+def run_days(
+    settings: Settings,
+    paths: LakePaths,
+    params: GeneratorParams,
+    simulator: SourceSimulator,
+    spark: Any,
+) -> Iterator[tuple[date, list[RunSummary]]]:
+    """Each generated day: the sources receive it, then every daily job runs once.
+
+    Yields each day's run summaries, in run order.
+
+    Raises:
+        DayFailedError: a job failed (caused by its error); later jobs and days do not run.
+    """
+    daily = daily_jobs(settings)
+    for offset in range(params.days):
+        day = params.start_date + timedelta(days=offset)
+        simulator.run_day(day)
+        runs = []
+        for spec in daily:
+            ctx = RunContext(job=spec.name, env=settings.env, logical_date=day)
+            try:
+                runs.append(execute(ctx, settings, paths, spark))
+            except Exception as exc:
+                raise DayFailedError(day, ctx) from exc
+        yield day, runs
 
 
 BROKEN_EVENTS = 200
@@ -167,10 +251,10 @@ def _broken_batch(settings: Settings, paths: LakePaths, spark: Any, day: date, e
         )
         for n in range(BROKEN_EVENTS)
     ]  # fmt: skip
-    staging = Path(paths.root) / "staging" / "broken_events.jsonl"
+    staging = Path(paths.sources) / "staging" / "broken_events.jsonl"
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.write_text("\n".join(lines) + "\n")
-    drop_file(staging, Path(paths.landing) / "events", f"behaviour_{day.isoformat()}_broken.jsonl")
+    drop_file(staging, f"{paths.landing}/events", f"behaviour_{day.isoformat()}_broken.jsonl")
     echo(f"== Broken batch: {BROKEN_EVENTS} events with event_type 'Page View!' landed ==")
     ctx = RunContext(job="bronze.events_behaviour", env=settings.env, logical_date=day)
     try:
@@ -267,11 +351,12 @@ def _lineage_line(summaries: list[RunSummary], paths: LakePaths) -> str:
     emitted = sum(s.lineage.get("emitted", 0) for s in summaries)
     failed = sum(s.lineage.get("failed", 0) for s in summaries)
     transports = sorted({s.lineage.get("transport", "-") for s in summaries if s.lineage})
-    where = (
-        f"{paths.root}/lineage/events.jsonl"
-        if transports == ["file"]
-        else f"transport {', '.join(transports) or 'none'}"
-    )
+    if transports == ["file"]:
+        where = f"{paths.lineage}/events.jsonl"
+    elif transports == ["object-store"]:
+        where = f"{paths.lineage}/<run_id>/ (one object per event)"
+    else:
+        where = f"transport {', '.join(transports) or 'none'}"
     return f"OpenLineage: {emitted} events ({failed} not delivered) -> {where}"
 
 
@@ -404,11 +489,12 @@ def _summary(
     ]
     table_rows = []
     for layer in LAYERS:
-        folder = Path(paths.table(layer, "x")).parent
-        for table in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.exists() else []:
-            if table_exists(spark, str(table)):  # type: ignore[arg-type]
-                count = read_table(spark, str(table)).count()  # type: ignore[arg-type]
-                table_rows.append([f"{layer}.{table.name}", count, str(table)])
+        folder = paths.table(layer, "x").rsplit("/", 1)[0]
+        for table in list_folders(folder):
+            name = table.rsplit("/", 1)[1]
+            if not name.startswith("_") and table_exists(spark, table):  # type: ignore[arg-type]
+                count = read_table(spark, table).count()  # type: ignore[arg-type]
+                table_rows.append([f"{layer}.{name}", count, table])
     failed = sum(1 for s in summaries if s.status != "SUCCEEDED")
     return "\n".join(
         [
@@ -457,8 +543,14 @@ def _summary(
             render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",
             "",
             f"{len(summaries)} job runs, {failed} failed, in {elapsed:.0f}s.",
-            f"Run summaries, metrics (CloudWatch EMF) and JSON logs: {paths.runs}/<run_id>/",
-            "Last runs, table freshness and gate results: lakehouse status",
+            f"Run summaries, metrics (CloudWatch EMF) and JSON logs: {paths.runs}/<run_id>/"
+            if paths.is_local
+            else f"Run summaries and metrics (CloudWatch EMF): {paths.runs}/<run_id>/ "
+            "(logs: this console, as a job's reach its log group on EMR)",
+            "Last runs, table freshness and gate results: lakehouse status"
+            if paths.is_local
+            else "The embedded S3 is in memory: the lake ends with the demo (lakehouse status "
+            "reads a lake that stays, local or in AWS)",
             f"Generated sources: {paths.sources}  file drops: {paths.landing}",
             _lineage_line(summaries, paths),
         ]

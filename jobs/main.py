@@ -3,7 +3,8 @@
 Both take the same arguments::
 
     lakehouse generate-data [--seed N] [--scale X] [--days N] [--start-date D]
-    lakehouse demo [--days N] [--scale X] [--seed N] [--fresh] [--broken-batch]
+    lakehouse demo [--days N] [--scale X] [--seed N] [--fresh] [--storage {local,s3}]
+                   [--broken-batch]
     lakehouse run <job> --env {local,dev,prod} --date YYYY-MM-DD [--attempt N]
     lakehouse submit <job> --env {dev,prod} --date YYYY-MM-DD [--attempt N] [--no-wait]
     lakehouse backfill --from D1 --to D2 [--env E] [--jobs a,b] [--parallel N]
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline locally on generated data")
     _generator_flags(demo)
     demo.add_argument("--fresh", action="store_true", help="delete $LAKEHOUSE_HOME first")
+    demo.add_argument(
+        "--storage",
+        choices=("local", "s3"),
+        default="local",
+        help="where the lake lives: local disk (default) or an embedded S3 + DynamoDB log "
+        "store (moto), started and stopped by the demo",
+    )
     demo.add_argument(
         "--broken-batch",
         action="store_true",

@@ -14,9 +14,11 @@ from pyspark.sql import SparkSession
 from jobs.common.config import Settings, load_settings
 from jobs.common.paths import LakePaths
 from jobs.common.spark import build_spark_session
+from jobs.datagen.local_aws import LocalAws, running_local_aws
 from tests.support.kafka import KafkaBroker, start_kafka, stop_kafka
 from tests.support.moto_server import MotoServer, running_moto, use_moto
 from tests.support.postgres import PostgresServer, start_postgres, stop_postgres
+from tests.support.s3_lake import S3LakeWorld, s3_lake_world
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,3 +104,25 @@ def moto_server() -> Iterator[MotoServer]:
 def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     """AWS for one test: boto3 and Airflow pointed at a freshly reset moto server."""
     return use_moto(monkeypatch, moto_server)
+
+
+@pytest.fixture(scope="session")
+def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+    """moto's S3 + DynamoDB (HTTP and TLS ports) in a server process of this test process."""
+    with running_local_aws(tmp_path_factory.mktemp("local_aws")) as aws:
+        yield aws
+
+
+@pytest.fixture
+def s3_lake(
+    local_aws: LocalAws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> S3LakeWorld:
+    """A fresh lake on S3 (buckets + the log store's table) for one test.
+
+    boto3 in the test process reaches it too (file drops into the S3 landing zone).
+    """
+    world = s3_lake_world(local_aws, tmp_path)
+    for name, value in local_aws.environ(world.lake.region).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    return world

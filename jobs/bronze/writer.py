@@ -25,11 +25,14 @@ from jobs.common.delta_io import (
     CommitInfo,
     append_batch,
     current_version,
+    describe_error,
+    is_write_conflict,
     read_table,
     register_table,
     table_exists,
 )
-from jobs.common.faults import crash_inside, crash_point
+from jobs.common.errors import ConcurrentRunError
+from jobs.common.faults import crash_inside, crash_point, rendezvous
 from jobs.common.paths import LakePaths
 from jobs.common.progress import Progress
 from jobs.common.quality import FAILED_RULES, GateResult, failure_reason
@@ -101,6 +104,26 @@ def _with_gate_rejects(rejects: DataFrame | None, gated: DataFrame) -> DataFrame
     return rejects.select("_raw", "_reason", "_source_position").unionByName(shaped)
 
 
+@contextmanager
+def _lost_race(target: BronzeTarget, batch_id: int) -> Iterator[None]:
+    """Turn Delta's conflict with another driver's commit into a clear error.
+
+    Two drivers writing one table (a retry beside a zombie try) commit the same batch
+    id: Delta lets one commit and fails the other (``txnAppId``). Nothing of the loser
+    was committed; its next run starts from the progress the winner recorded.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_write_conflict(exc):
+            raise
+        raise ConcurrentRunError(
+            f"bronze.{target.table}: another run committed to {target.location} while this one "
+            f"wrote batch {batch_id}; nothing of this run was committed, the next run continues "
+            f"from the table's progress ({describe_error(exc)})"
+        ) from exc
+
+
 def write_batch(
     spark: SparkSession,
     target: BronzeTarget,
@@ -169,7 +192,7 @@ def write_batch(
             cached.append(shaped)
             rows_rejected = shaped.count()
             if rows_rejected:
-                with step("quarantine"):
+                with step("quarantine"), _lost_race(target, batch_id):
                     append_batch(
                         spark,
                         shaped,
@@ -178,10 +201,11 @@ def write_batch(
                         batch_id=batch_id,
                         user_metadata=Progress(batch_id, {}, run_id).to_metadata(),
                     )
-        with step("write"):
+        with step("write"), _lost_race(target, batch_id):
             if rows_new == 0 and rows_rejected == 0 and watermark == (previous_watermark or {}):
                 commit = CommitInfo(current_version(spark, target.location), "NONE", {})
             else:
+                rendezvous("bronze_commit")  # the two-driver tests: commit at the same time
                 commit = append_batch(
                     spark,
                     crash_inside(new_rows, "mid_write"),

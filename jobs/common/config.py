@@ -69,13 +69,18 @@ class StorageSettings(_Frozen):
     """Where the lake lives. ``root`` None means ``LAKEHOUSE_HOME`` (local runs).
 
     ``layers`` puts a layer in its own bucket (AWS: ``s3://lakehouse-<env>-bronze``, ...);
-    a layer not listed lives under ``root``. ``delta_log_table`` is the DynamoDB table of
-    Delta's ``S3DynamoDBLogStore`` (docs/adr/0003), created by Terraform.
+    a layer not listed lives under ``root``; ``sources`` (the local stand-ins of the
+    source systems and the FX files) may live apart from a lake on object storage.
+    ``delta_log_table`` is the DynamoDB table of Delta's ``S3DynamoDBLogStore``
+    (docs/adr/0003), created by Terraform. S3 locations may be written ``s3a://``:
+    every path made from them is ``s3://`` (``jobs.common.paths.canonical_uri``).
     """
 
     root: str | None
     artifacts_uri: str | None = None
-    layers: dict[Literal["landing", "bronze", "silver", "gold"], str] = Field(default_factory=dict)
+    layers: dict[Literal["sources", "landing", "bronze", "silver", "gold"], str] = Field(
+        default_factory=dict
+    )
     delta_log_table: str | None = None
 
 
@@ -92,7 +97,12 @@ class MonitoringSettings(_Frozen):
 
 
 class SparkSettings(_Frozen):
-    """Spark session settings; the builder in ``jobs.common.spark`` applies them."""
+    """Spark session settings; the builder in ``jobs.common.spark`` applies them.
+
+    ``extra_conf`` is applied last. Its list-valued settings (``spark.jars``, the driver
+    and executor class paths and Java options) are appended to the project's own rather
+    than replacing them (``jobs.common.spark.APPENDED_SETTINGS``).
+    """
 
     app_name: str
     master: str | None

@@ -1,10 +1,21 @@
-"""Delta reads, MERGEs and commit metadata: the only place jobs touch Delta tables."""
+"""Delta reads, MERGEs and commit metadata: the only place jobs touch Delta tables.
+
+Every commit made here carries a token of its own in its ``userMetadata``
+(``{"lakehouse.commit": <uuid>}``, beside any progress the write records), and the
+:class:`CommitInfo` a write returns is the commit with that token. Reading "the newest
+commit" instead would describe another driver's write whenever one commits the same
+table at the same moment (two drivers on S3 through the DynamoDB log store).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import random
 import threading
-from collections.abc import Iterator, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
 
 # Delta's commit-conflict exceptions (Java class names, also in the Python message).
 _CONFLICTS = (
@@ -162,29 +175,110 @@ def create_if_absent(
     return True
 
 
+def describe_error(exc: BaseException) -> str:
+    """``<class>: <first line>`` of an error, the JVM's own for one raised in the JVM.
+
+    PySpark maps few JVM exceptions to Python ones: a Delta conflict often arrives as a
+    ``Py4JJavaError`` whose own message says only which call failed.
+    """
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        name, text = str(java.getClass().getSimpleName()), str(java.getMessage() or "")
+    else:
+        name, text = type(exc).__name__, str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{name}: {first[:300]}" if first else name
+
+
 def is_write_conflict(exc: BaseException) -> bool:
     """True for Delta's optimistic-concurrency conflicts (safe to retry an idempotent write)."""
     text = f"{type(exc).__name__}: {exc}"
     return any(name in text for name in _CONFLICTS)
 
 
-# The commit metadata is a session setting: one writer at a time per process sets it.
+# The commit metadata of a MERGE is a session setting: one writer at a time per process
+# sets it (an append passes its own as a write option instead).
 _METADATA_LOCK = threading.Lock()
+COMMIT_KEY = "lakehouse.commit"
+
+
+def _tagged(metadata: dict[str, Any] | str | None) -> tuple[str, str]:
+    """A new commit token and ``metadata`` (a dict or a JSON object) as JSON carrying it."""
+    doc: dict[str, Any] = {}
+    if isinstance(metadata, str):
+        parsed = json.loads(metadata) if metadata.strip() else {}
+        if not isinstance(parsed, dict):
+            raise ValueError(f"commit metadata must be a JSON object, found {metadata!r}")
+        doc = parsed
+    elif metadata:
+        doc = dict(metadata)
+    token = uuid.uuid4().hex
+    return token, json.dumps({**doc, COMMIT_KEY: token}, sort_keys=True)
 
 
 @contextmanager
-def commit_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Iterator[None]:
-    """Attach ``metadata`` (as JSON) to the commits made inside the block."""
+def commit_metadata(spark: SparkSession, metadata: dict[str, Any] | None) -> Iterator[str]:
+    """Tag the commits made inside the block with ``metadata`` and a new commit token.
+
+    Yields the token: :func:`own_commit` finds the commit by it.
+    """
     key = "spark.databricks.delta.commitInfo.userMetadata"
-    if metadata is None:
-        yield
-        return
+    token, text = _tagged(metadata)
     with _METADATA_LOCK:
-        spark.conf.set(key, json.dumps(metadata, sort_keys=True))
+        spark.conf.set(key, text)
         try:
-            yield
+            yield token
         finally:
             spark.conf.unset(key)
+
+
+def own_commit(
+    spark: SparkSession, location: str, token: str, *, after: int = -1
+) -> CommitInfo | None:
+    """The commit of ``location`` whose metadata carries ``token``; None if there is none.
+
+    Scans the history newest first, widening the scan while other writers' commits
+    come first, down to version ``after`` (the version before the write; -1: all).
+    """
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(spark, location)
+    limit = 1
+    while True:
+        rows = (
+            table.history(limit)
+            .select("version", "operation", "operationMetrics", "userMetadata")
+            .collect()
+        )
+        # The oldest with the token: a commit made by another thread of this session while
+        # the token was the session's metadata (a table created meanwhile) comes later.
+        mine = [row for row in rows if _token_of(row["userMetadata"]) == token]
+        scanned = len(rows) < limit or int(rows[-1]["version"]) <= after + 1
+        if mine and (scanned or _token_of(rows[-1]["userMetadata"]) != token):
+            row = min(mine, key=lambda r: int(r["version"]))
+            metrics: dict[str, Any] = row["operationMetrics"] or {}
+            return CommitInfo(int(row["version"]), str(row["operation"]), dict(metrics))
+        if scanned:
+            return None  # the whole history, or back to before the write, is scanned
+        limit *= 10
+
+
+def _token_of(text: str | None) -> str | None:
+    if not text or COMMIT_KEY not in text:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc.get(COMMIT_KEY) if isinstance(doc, dict) else None
+
+
+def _committed(spark: SparkSession, location: str, token: str, after: int = -1) -> CommitInfo:
+    """The write's own commit, or operation ``NONE`` at the current version (no commit)."""
+    commit = own_commit(spark, location, token, after=after)
+    return (
+        commit if commit is not None else CommitInfo(current_version(spark, location), "NONE", {})
+    )
 
 
 def last_user_metadata(spark: SparkSession, location: str, key: str) -> Any:
@@ -227,8 +321,9 @@ def insert_new(
     builder = DeltaTable.forPath(spark, location).alias("t").merge(fresh.alias("s"), condition)
     if merge_schema:
         builder = builder.withSchemaEvolution()
-    builder.whenNotMatchedInsertAll().execute()
-    return last_commit(spark, location)
+    with commit_metadata(spark, None) as token:
+        builder.whenNotMatchedInsertAll().execute()
+    return _committed(spark, location, token)
 
 
 def merge_actions(
@@ -245,7 +340,7 @@ def merge_actions(
 
     condition = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in match)
     values: dict[str, str | Column] = {f"`{c}`": f"s.`{c}`" for c in columns}
-    with commit_metadata(spark, user_metadata):
+    with commit_metadata(spark, user_metadata) as token:
         (
             DeltaTable.forPath(spark, location)
             .alias("t")
@@ -256,11 +351,15 @@ def merge_actions(
             .whenNotMatchedInsert(condition="s._action = 'insert'", values=values)
             .execute()
         )
-    return last_commit(spark, location)
+    return _committed(spark, location, token)
 
 
 def last_commit(spark: SparkSession, location: str) -> CommitInfo:
-    """The latest commit of the table at ``location``."""
+    """The latest commit of the table at ``location``, whoever made it.
+
+    Not what a write made: another driver may have committed since; a write's own
+    commit comes from :func:`own_commit`.
+    """
     from delta.tables import DeltaTable
 
     row = DeltaTable.forPath(spark, location).history(1).collect()[0]
@@ -305,23 +404,27 @@ def merge_upsert(
     from delta.tables import DeltaTable
 
     if not table_exists(spark, location):
-        source.write.format("delta").mode("errorifexists").save(location)
-        return last_commit(spark, location)
+        token, text = _tagged(None)
+        source.write.format("delta").mode("errorifexists").option("userMetadata", text).save(
+            location
+        )
+        return _committed(spark, location, token)
     target = read_table(spark, location)
     same_row = [source[c].eqNullSafe(target[c]) for c in source.columns]
     changes = source.join(target, on=same_row, how="left_anti")
     if changes.isEmpty():
         return CommitInfo(current_version(spark, location), "NONE", {})
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    (
-        DeltaTable.forPath(spark, location)
-        .alias("t")
-        .merge(changes.alias("s"), condition)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    return last_commit(spark, location)
+    with commit_metadata(spark, None) as token:
+        (
+            DeltaTable.forPath(spark, location)
+            .alias("t")
+            .merge(changes.alias("s"), condition)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    return _committed(spark, location, token)
 
 
 def append_batch(
@@ -340,16 +443,18 @@ def append_batch(
 
     Delta records (``app_id``, ``batch_id``) in the same commit as the data and skips a
     later append with a ``batch_id`` not greater than the recorded one; such a skipped
-    replay returns operation ``NONE``. ``properties`` are table properties applied when
-    the append creates the table.
+    replay returns operation ``NONE``. ``user_metadata`` is a JSON object (the batch's
+    progress); ``properties`` are table properties applied when the append creates the
+    table.
     """
     before = current_version(spark, location) if table_exists(spark, location) else -1
+    token, text = _tagged(user_metadata)
     writer = (
         frame.write.format("delta")
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", str(batch_id))
-        .option("userMetadata", user_metadata)
+        .option("userMetadata", text)
         .option("mergeSchema", str(merge_schema).lower())
     )
     if before < 0:
@@ -358,10 +463,8 @@ def append_batch(
         if partition_by:
             writer = writer.partitionBy(*partition_by)
     writer.save(location)
-    commit = last_commit(spark, location)
-    if commit.version == before:
-        return CommitInfo(before, "NONE", {})
-    return commit
+    commit = own_commit(spark, location, token, after=before)
+    return commit if commit is not None else CommitInfo(before, "NONE", {})
 
 
 def register_table(spark: SparkSession, database: str, name: str, location: str) -> None:
@@ -415,16 +518,17 @@ def merge_latest(
     if newer.isEmpty():
         return CommitInfo(current_version(spark, location), "NONE", {})
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    (
-        DeltaTable.forPath(spark, location)
-        .alias("t")
-        .merge(newer.alias("s"), condition)
-        .withSchemaEvolution()
-        .whenMatchedUpdateAll(condition=f"s.`{order_by}` > t.`{order_by}`")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    return last_commit(spark, location)
+    with commit_metadata(spark, None) as token:
+        (
+            DeltaTable.forPath(spark, location)
+            .alias("t")
+            .merge(newer.alias("s"), condition)
+            .withSchemaEvolution()
+            .whenMatchedUpdateAll(condition=f"s.`{order_by}` > t.`{order_by}`")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    return _committed(spark, location, token)
 
 
 def read_progress(spark: SparkSession, location: str, name: str) -> int | None:
@@ -436,6 +540,38 @@ def read_progress(spark: SparkSession, location: str, name: str) -> int | None:
 
 
 def write_progress(spark: SparkSession, location: str, name: str, position: int) -> None:
-    """Record ``position`` for ``name`` (a MERGE: one row per name)."""
+    """Record ``position`` for ``name`` (a MERGE: one row per name).
+
+    Every Silver job records its progress in one table: jobs of other tables running at
+    the same time (Airflow runs them in parallel) make its MERGE conflict, which is
+    retried on the new snapshot (the write is idempotent).
+    """
     row = spark.createDataFrame([(name, position)], "name STRING, position BIGINT")
-    merge_upsert(spark, row, location, ["name"])
+    retry_on_conflict(lambda: merge_upsert(spark, row, location, ["name"]), location)
+
+
+def retry_on_conflict(
+    write: Callable[[], CommitInfo], location: str, attempts: int = 6
+) -> CommitInfo:
+    """Run the idempotent ``write``; on a Delta write conflict wait (jittered) and rerun it.
+
+    Raises:
+        Exception: the write's error when it is not a conflict, or the last conflict.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except Exception as exc:
+            if attempt == attempts or not is_write_conflict(exc):
+                raise
+            pause = min(8.0, 0.25 * 2**attempt) * (0.5 + random.random())
+            log.warning(
+                "concurrent write to %s (attempt %d/%d), retrying in %.1fs: %s",
+                location,
+                attempt,
+                attempts,
+                pause,
+                describe_error(exc),
+            )
+            time.sleep(pause)
+    raise AssertionError("unreachable")

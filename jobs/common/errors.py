@@ -28,7 +28,7 @@ class SchemaDriftError(LakehouseError):
 
 
 class ConcurrentRunError(LakehouseError):
-    """Another run holds the single-writer lock of a table."""
+    """Another run holds the single-writer lock of a table, or committed to it first."""
 
 
 class SourceError(LakehouseError):

@@ -7,6 +7,7 @@ On EMR Serverless none of this runs: the release's bundled Delta jars are used.
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -71,6 +72,38 @@ def local_jars(pom: Path, jars_dir: Path, fetch_command: str = FETCH_COMMAND) ->
             f"Fetch them once with `{fetch_command}` (needs Maven Central); runs are offline after."
         )
     return sorted(jars_dir.glob("*.jar"))
+
+
+# The S3 path on this machine (tests, `lakehouse demo --storage s3`): S3A and the SDK v1
+# DynamoDB client from Maven Central (jvm/s3/pom.xml), and Delta's S3DynamoDBLogStore,
+# which no Maven mirror here serves: a jar built from Delta's v4.2.0 tag, kept beside the
+# project in ../shared/jars (its README says how it was built), never inside it.
+S3_POM = Path("jvm/s3/pom.xml")
+S3_JARS_DIR = Path(".jars-test/s3")
+LOG_STORE_JAR = "delta-storage-s3-dynamodb-4.2.0.jar"
+SHARED_JARS_VAR = "LAKEHOUSE_SHARED_JARS"
+
+
+def s3_jars(project_root: Path, environ: dict[str, str] | None = None) -> list[Path]:
+    """Jars a local session needs for a lake on S3 with the DynamoDB log store.
+
+    Raises:
+        MissingJarError: the S3 jar cache is not fetched (names ``make s3-jars``), or the
+            log store's jar is not in the shared folder (names the file and the variable
+            that points elsewhere).
+    """
+    jars = local_jars(project_root / S3_POM, project_root / S3_JARS_DIR, "make s3-jars")
+    environ = dict(os.environ) if environ is None else environ
+    shared = Path(environ.get(SHARED_JARS_VAR) or project_root.parent / "shared" / "jars")
+    log_store = shared / LOG_STORE_JAR
+    if not log_store.is_file():
+        raise MissingJarError(
+            f"missing Delta's S3DynamoDBLogStore jar: expected {log_store}\n"
+            "io.delta:delta-storage-s3-dynamodb:4.2.0 does not resolve from this machine's "
+            "Maven mirror; a build of Delta's v4.2.0 tag is kept in ../shared/jars beside "
+            f"the project (see its README), or set {SHARED_JARS_VAR} to the folder holding it."
+        )
+    return [*jars, log_store]
 
 
 def spark_submit_args(jars: list[Path]) -> list[str]:

@@ -6,8 +6,9 @@ data source, output statistics from the Delta commit, data quality assertions fr
 gate, and column lineage where the job declares it. The transport comes from the
 standard OpenLineage configuration when one is present (``OPENLINEAGE_CONFIG``,
 ``openlineage.yml``, ``OPENLINEAGE_URL``, ``OPENLINEAGE__TRANSPORT__*``), else from
-``lineage.transport`` in config (locally: a JSON-lines file under
-``$LAKEHOUSE_HOME/lineage/``).
+``lineage.transport`` in config: a ``file`` transport writes a JSON-lines file under
+``$LAKEHOUSE_HOME/lineage/`` locally, and one object per event under
+``<storage.root>/lineage/<run_id>/`` when the lake is on S3 (object stores do not append).
 
 A lineage outage never fails a job: an emit error is logged and counted in the run
 summary (``lineage.failed``).
@@ -135,12 +136,57 @@ def transport_config(settings: Settings, paths: LakePaths) -> dict[str, Any] | N
         return None
     transport = dict(settings.lineage.transport)
     if transport.get("type") == "file" and "log_file_path" not in transport:
-        if not paths.is_local:  # no local disk to keep it on: the job log instead
-            return {"type": "console"}
+        if not paths.is_local:  # objects under the ops prefix: see ObjectStoreTransport
+            return {"type": OBJECT_STORE, "prefix": paths.lineage}
         folder = Path(paths.root) / "lineage"
         folder.mkdir(parents=True, exist_ok=True)
         transport = {**transport, "log_file_path": str(folder / "events.jsonl"), "append": True}
     return transport
+
+
+OBJECT_STORE = "object-store"
+
+
+def _object_store_transport(prefix: str, run_id: str) -> Any:
+    """A transport writing each event as its own object under ``<prefix>/<run_id>/``.
+
+    S3 has no append, so the local file transport's one JSON-lines file becomes one
+    object per event, named ``<eventTime>-<n>-<eventType>.json`` (a rerun of the same
+    run id adds its events beside the earlier ones); :func:`read_events` reads them back.
+    """
+    from openlineage.client.serde import Serde
+    from openlineage.client.transport.transport import Transport
+
+    from jobs.common.storage import write_text
+
+    class ObjectStoreTransport(Transport):
+        kind = OBJECT_STORE
+
+        def __init__(self) -> None:
+            self.emitted = 0
+
+        def emit(self, event: Any) -> None:
+            self.emitted += 1
+            kind = getattr(getattr(event, "eventType", None), "value", "event")
+            name = f"{getattr(event, 'eventTime', '')}-{self.emitted:03d}-{kind}.json"
+            write_text(f"{prefix}/{run_id}/{name}", Serde.to_json(event))
+
+    return ObjectStoreTransport()
+
+
+def read_events(lineage: str) -> list[dict[str, Any]]:
+    """Every event under a lineage location: the JSON-lines file(s) or the event objects."""
+    import json
+
+    from jobs.common.storage import list_uris, read_text
+
+    events: list[dict[str, Any]] = []
+    for uri in list_uris(f"{lineage.rstrip('/')}/"):
+        if uri.endswith(".jsonl"):
+            events += [json.loads(line) for line in read_text(uri).splitlines() if line.strip()]
+        elif uri.endswith(".json"):
+            events.append(json.loads(read_text(uri)))
+    return events
 
 
 def _java(transport: Mapping[str, Any]) -> dict[str, str]:
@@ -152,6 +198,8 @@ def _java(transport: Mapping[str, Any]) -> dict[str, str]:
     listener its own through ``OPENLINEAGE__TRANSPORT__AUTH__*`` in the job's environment.
     """
     kind = transport.get("type")
+    if kind == OBJECT_STORE:  # the Java client writes no objects: the driver log instead
+        return {"type": "console"}
     if kind == "file":
         path = Path(transport["log_file_path"])
         return {"type": "file", "location": str(path.with_name(f"spark-{path.name}"))}
@@ -225,11 +273,14 @@ class RunLineage:
             from openlineage.client import OpenLineageClient
 
             config = transport_config(self._settings, self.paths)
-            self._client = (
-                OpenLineageClient(config={"transport": config})
-                if config is not None
-                else OpenLineageClient()
-            )
+            if config is not None and config.get("type") == OBJECT_STORE:
+                self._client = OpenLineageClient(
+                    transport=_object_store_transport(config["prefix"], self.ctx.run_id)
+                )
+            elif config is not None:
+                self._client = OpenLineageClient(config={"transport": config})
+            else:
+                self._client = OpenLineageClient()
         return self._client
 
     def start(self, versions: Mapping[str, str]) -> None:

@@ -4,6 +4,12 @@ Locally the root is ``$LAKEHOUSE_HOME`` (default ``./.lakehouse``) and holds eve
 In AWS the landing zone and each lake layer have their own bucket (``storage.layers``,
 from the Terraform outputs) and ``storage.root`` holds the rest: run records, lineage,
 control files. Quarantine tables sit beside Bronze. Transformations never see a path.
+
+Object-store locations have one spelling: ``s3://``. Hadoop's ``s3a://`` and ``s3n://``
+name the same objects, but Delta's DynamoDB log store keys a table by its path, scheme
+included, so an ``s3a://`` writer and an ``s3://`` writer of one table would not
+exclude each other. Every location made here is canonical (:func:`canonical_uri`);
+locally ``fs.s3.impl`` maps ``s3://`` to S3A, on EMR it is EMRFS.
 """
 
 from __future__ import annotations
@@ -17,6 +23,18 @@ from jobs.common.config import Settings
 
 LAYERS = ("bronze", "silver", "gold", "_control", "_quarantine")
 DEFAULT_HOME = ".lakehouse"
+S3_ALIASES = ("s3a", "s3n")
+
+
+def canonical_uri(uri: str) -> str:
+    """``uri`` with an S3 scheme spelled ``s3://`` (``s3a://``, ``s3n://`` are aliases).
+
+    Other locations (local paths, ``file://``, other stores) are returned unchanged.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme.lower() in (*S3_ALIASES, "s3"):
+        return f"s3://{rest}"
+    return uri
 
 
 @dataclass(frozen=True)
@@ -25,6 +43,12 @@ class LakePaths:
 
     root: str
     layer_roots: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", canonical_uri(self.root))
+        object.__setattr__(
+            self, "layer_roots", {k: canonical_uri(v) for k, v in self.layer_roots.items()}
+        )
 
     @property
     def is_local(self) -> bool:
@@ -36,7 +60,13 @@ class LakePaths:
 
     @property
     def sources(self) -> str:
-        """Generated source systems (local simulation of CRM, operational DB, stream, FX)."""
+        """Generated source systems (local simulation of CRM, operational DB, stream, FX).
+
+        Under the root unless ``storage.layers.sources`` puts them elsewhere (a lake on
+        object storage fed by the local stand-ins of the demo and tests).
+        """
+        if "sources" in self.layer_roots:
+            return self.layer_roots["sources"].rstrip("/")
         return self._join("sources")
 
     @property
@@ -76,11 +106,12 @@ class LakePaths:
         return self._join("runs", run_id)
 
     def ensure_local_layout(self) -> None:
-        """Create the local folder tree (no-op for object storage)."""
+        """Create the local folders of the tree (those on object storage need none)."""
+        for folder in (self.sources, self.landing, self.runs, self.lineage):
+            if "://" not in folder:
+                Path(folder).mkdir(parents=True, exist_ok=True)
         if not self.is_local:
             return
-        for folder in (self.sources, self.landing, self.runs, self.lineage):
-            Path(folder).mkdir(parents=True, exist_ok=True)
         for layer in LAYERS:
             Path(self._join("lake", layer)).mkdir(parents=True, exist_ok=True)
 

@@ -39,6 +39,16 @@ QUIET_LOGGERS = (
 
 
 DYNAMODB_LOG_STORE = "spark.io.delta.storage.S3DynamoDBLogStore"
+# List-valued settings: a value in ``spark.extra_conf`` is appended to the project's own
+# (with the setting's separator) instead of replacing it, so an overlay can add jars or
+# JVM options without repeating the jar cache and ``-Duser.timezone=UTC``.
+APPENDED_SETTINGS = {
+    "spark.jars": ",",
+    "spark.driver.extraClassPath": ":",
+    "spark.executor.extraClassPath": ":",
+    "spark.driver.extraJavaOptions": " ",
+    "spark.executor.extraJavaOptions": " ",
+}
 
 
 def session_jars(settings: Settings) -> list[Path]:
@@ -129,7 +139,9 @@ def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
     elif spark.catalog == "glue":
         conf["spark.sql.catalogImplementation"] = "hive"
         conf["spark.hadoop.hive.metastore.client.factory.class"] = GLUE_FACTORY
-    conf.update(spark.extra_conf)
+    for key, value in spark.extra_conf.items():
+        separator = APPENDED_SETTINGS.get(key)
+        conf[key] = f"{conf[key]}{separator}{value}" if separator and conf.get(key) else value
     return conf
 
 
@@ -170,6 +182,10 @@ def build_spark_session(
     session.sparkContext.setLogLevel(settings.spark.log_level)
     for logger in QUIET_LOGGERS:
         _set_jvm_log_level(session, logger, "ERROR")
+    if "disableCertChecking=true" in conf.get("spark.driver.extraJavaOptions", ""):
+        # a local stand-in's self-signed TLS (docs/adr/0003): the SDK v1 client warns of
+        # the option it was given at every client it builds (one per Delta table)
+        _set_jvm_log_level(session, "com.amazonaws.http.AmazonHttpClient", "ERROR")
     if settings.lineage.spark_listener_on:
         # The listener logs an ERROR for every Spark execution it has no plan for
         # (Delta's internal log and checkpoint jobs): not a fault, and not actionable.

@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
 from jobs.common.paths import LakePaths
+from jobs.common.storage import copy_file
 from jobs.datagen.crm_api import CrmState, serve_crm
 from jobs.datagen.opdb import connect_sqlite, load_day
 
 CRM_TOKEN_VAR = "LAKEHOUSE_CRM_TOKEN"
 
 
-def drop_file(source: Path, folder: Path, name: str | None = None) -> None:
-    """Land ``source`` in ``folder`` atomically (written under a name the glob skips)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / (name or source.name)
-    partial = folder / f".{target.name}.partial"
-    shutil.copyfile(source, partial)
-    partial.replace(target)
+def drop_file(source: Path, folder: Path | str, name: str | None = None) -> None:
+    """Land ``source`` in ``folder`` (local or S3) atomically: a reader never sees part of it."""
+    copy_file(source, f"{str(folder).rstrip('/')}/{name or source.name}")
 
 
 class SourceSimulator:
@@ -37,7 +33,7 @@ class SourceSimulator:
     def __init__(self, paths: LakePaths, crm: CrmState) -> None:
         """Simulate the sources under ``paths``; ``crm`` backs the running CRM API."""
         self.sources = Path(paths.sources)
-        self.landing = Path(paths.landing)
+        self.landing = paths.landing
         self.crm = crm
 
     def run_day(self, day: date) -> None:
@@ -46,10 +42,11 @@ class SourceSimulator:
         self.crm.deliver_day(day)
 
 
-def land_day(sources: Path, landing: Path, day: date) -> None:
+def land_day(sources: Path, landing: str, day: date) -> None:
     """``day``'s commits into the operational DB and its files into the landing zone.
 
-    Both are idempotent (upserts; a file dropped again replaces itself).
+    Both are idempotent (upserts; a file dropped again replaces itself). The landing
+    zone is a local folder or an S3 prefix.
     """
     conn = connect_sqlite(sources / "opdb" / "opdb.sqlite")
     try:
@@ -57,10 +54,10 @@ def land_day(sources: Path, landing: Path, day: date) -> None:
     finally:
         conn.close()  # type: ignore[attr-defined]
     stamp = day.isoformat()
-    drop_file(sources / "returns" / f"returns_{stamp}.csv", landing / "returns")
+    drop_file(sources / "returns" / f"returns_{stamp}.csv", f"{landing}/returns")
     drop_file(
         sources / "events" / "behaviour" / f"{stamp}.jsonl",
-        landing / "events",
+        f"{landing}/events",
         f"behaviour_{stamp}.jsonl",
     )
 
@@ -113,7 +110,7 @@ def sources_up(paths: LakePaths, day: date, base_url: str) -> int:
             f"{CRM_TOKEN_VAR} is not set: the local CRM API and the crm source share it "
             "(any value; export it where Airflow runs)"
         )
-    land_day(Path(paths.sources), Path(paths.landing), day)  # the CRM part: the API process
+    land_day(Path(paths.sources), paths.landing, day)  # the CRM part: the API process
     sources_down(paths)
     port = urlparse(base_url).port or 80
     process = subprocess.Popen(

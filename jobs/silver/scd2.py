@@ -445,7 +445,7 @@ def apply_changes(
                 attempt,
                 MAX_ATTEMPTS,
                 pause,
-                type(exc).__name__,
+                delta_io.describe_error(exc),
             )
             time.sleep(pause)
     raise AssertionError("unreachable")

@@ -1,17 +1,19 @@
 """Apply a JSON list of change events to an SCD2 target in a process of its own.
 
 ``python -m tests.support.scd2_apply <target> <events.json>``: the reliability tests
-kill it (LAKEHOUSE_FAULT) or run two at once (LAKEHOUSE_RENDEZVOUS).
+kill it (LAKEHOUSE_FAULT) or run two at once (LAKEHOUSE_RENDEZVOUS). A lake in the
+environment's configuration (``LAKEHOUSE__STORAGE__*``, an S3 lake) is used as is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from jobs.common.config import load_settings
-from jobs.common.paths import LakePaths
+from jobs.common.paths import LakePaths, resolve_lake_paths
 from jobs.common.spark import build_spark_session
 from jobs.silver.scd2 import apply_changes
 
@@ -20,10 +22,15 @@ EVENTS = "id STRING, seq INT, op STRING, name STRING, tier STRING, note STRING"
 
 def main(argv: list[str]) -> int:
     target, events = argv
-    home = Path(target).parent / "spark_home"
+    settings = load_settings("local")
+    paths = (
+        resolve_lake_paths(settings)
+        if settings.storage.root
+        else LakePaths(str(Path(target).parent / "spark_home"))
+    )
     spark = build_spark_session(
-        load_settings("local", environ={}),
-        LakePaths(str(home)),
+        settings,
+        paths,
         app_name="scd2-apply",
         overrides={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
     )
@@ -37,7 +44,7 @@ def main(argv: list[str]) -> int:
         apply_as_deletes="op = 'D'",
         except_columns=["op"],
     )
-    print(json.dumps({"version": result.version, "inserted": result.rows_inserted}))
+    print(json.dumps(dataclasses.asdict(result), default=str))
     spark.stop()
     return 0
 

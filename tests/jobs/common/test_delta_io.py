@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
-from jobs.common.delta_io import merge_upsert, read_table, register_table
+from jobs.common.delta_io import (
+    append_batch,
+    current_version,
+    insert_new,
+    merge_actions,
+    merge_latest,
+    merge_upsert,
+    read_table,
+    register_table,
+)
 from jobs.common.paths import LakePaths
+from jobs.common.progress import Progress, read_progress
 
 SCHEMA = "id INT, name STRING, score DOUBLE"
 
@@ -48,3 +62,107 @@ def test_register_table_follows_the_table_to_a_new_location(spark: SparkSession,
     register_table(spark, "testdb", "people", second)
     assert [r.id for r in spark.table("testdb.people").collect()] == [2]
     assert read_table(spark, first).count() == 1  # the old table's files are untouched
+
+
+# -- a writer's own commit, with another driver committing right after it ---------------
+# On S3 two drivers commit one table at the same moment (a retry beside a zombie try, a
+# backfill beside the daily run). These tests make the other driver's commit land right
+# after ours, before the writer looks at the log: what it reports must be its own commit.
+
+
+def _other_writer_commits_after(
+    monkeypatch: pytest.MonkeyPatch, owner: type, method: str, other: Callable[[], None]
+) -> None:
+    """Patch ``owner.method`` so the first call is followed by ``other`` (one commit)."""
+    real = getattr(owner, method)
+
+    def then_other(self: object, *args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(owner, method, real)
+        result = real(self, *args, **kwargs)
+        other()
+        return result
+
+    monkeypatch.setattr(owner, method, then_other)
+
+
+def test_append_batch_reports_its_own_commit_not_a_later_one(
+    spark: SparkSession, lake: LakePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyspark.sql import DataFrameWriter
+
+    location = lake.table("bronze", "t")
+    spark.createDataFrame([(0, "seed", 0.0)], SCHEMA).write.format("delta").save(location)
+    theirs = spark.createDataFrame([(8, "x", 8.0), (9, "y", 9.0)], SCHEMA)
+    _other_writer_commits_after(
+        monkeypatch,
+        DataFrameWriter,
+        "save",
+        lambda: theirs.write.format("delta").mode("append").save(location),
+    )
+    commit = append_batch(
+        spark,
+        spark.createDataFrame([(1, "ours", 1.0)], SCHEMA),
+        location,
+        app_id="bronze.t",
+        batch_id=1,
+        user_metadata=Progress(1, {"n": 1}, "run-1").to_metadata(),
+    )
+    assert (commit.version, commit.operation, commit.rows_written) == (1, "WRITE", 1)
+    assert current_version(spark, location) == 2  # theirs landed after ours
+    assert read_progress(spark, location) == Progress(1, {"n": 1}, "run-1")
+
+
+def test_append_batch_replay_reports_no_commit_although_another_writer_committed(
+    spark: SparkSession, lake: LakePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyspark.sql import DataFrameWriter
+
+    location = lake.table("bronze", "t")
+    rows = spark.createDataFrame([(1, "ours", 1.0)], SCHEMA)
+    first = append_batch(spark, rows, location, app_id="bronze.t", batch_id=1, user_metadata="{}")
+    _other_writer_commits_after(
+        monkeypatch,
+        DataFrameWriter,
+        "save",
+        lambda: rows.write.format("delta").mode("append").save(location),
+    )
+    replay = append_batch(spark, rows, location, app_id="bronze.t", batch_id=1, user_metadata="{}")
+    assert (first.version, first.operation) == (0, "WRITE")
+    assert (replay.operation, replay.rows_written) == ("NONE", 0)  # Delta skipped it
+    assert current_version(spark, location) == 1
+
+
+@pytest.mark.parametrize("writer", ["insert_new", "merge_actions", "merge_latest", "merge_upsert"])
+def test_merges_report_their_own_commit_not_a_later_one(
+    spark: SparkSession, lake: LakePaths, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    from delta.tables import DeltaMergeBuilder
+
+    location = lake.table("silver", "t")
+    spark.createDataFrame([(0, "seed", 0.0)], SCHEMA).write.format("delta").save(location)
+    theirs = spark.createDataFrame([(8, "x", 8.0), (9, "y", 9.0)], SCHEMA)
+    _other_writer_commits_after(
+        monkeypatch,
+        DeltaMergeBuilder,
+        "execute",
+        lambda: theirs.write.format("delta").mode("append").save(location),
+    )
+    ours = spark.createDataFrame([(1, "ours", 1.0)], SCHEMA)
+    if writer == "insert_new":
+        commit = insert_new(spark, ours, location, match=["id"])
+    elif writer == "merge_actions":
+        commit = merge_actions(
+            spark,
+            ours.withColumn("_action", F.lit("insert")),
+            location,
+            match=["id"],
+            columns=["id", "name", "score"],
+            user_metadata={"applied": 3},
+        )
+    elif writer == "merge_latest":
+        commit = merge_latest(spark, ours, location, keys=["id"], order_by="score")
+    else:
+        commit = merge_upsert(spark, ours, location, keys=["id"])
+    assert (commit.version, commit.operation) == (1, "MERGE")
+    assert commit.metric("numTargetRowsInserted") == 1
+    assert current_version(spark, location) == 2

@@ -1,0 +1,357 @@
+"""The lake on S3 (moto) through S3A and Delta's S3DynamoDBLogStore, as production runs it.
+
+Every driver here is a process of its own, configured only through ``LAKEHOUSE__*``
+(tests/support/s3_lake.py): the jobs do not know they run against moto.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.datagen.generator import GeneratorParams
+from jobs.datagen.simulator import drop_file
+from jobs.datagen.writer import write_dataset
+from tests.jobs.bronze.test_ingest_files import SCHEMA as RETURNS_SCHEMA
+from tests.jobs.bronze.test_ingest_files import expected_rows
+from tests.jobs.silver.test_scd2 import TABLE as SCD2_TABLE
+from tests.jobs.silver.test_scd2_reliability import FIRST, SECOND, THIRD, expected
+from tests.support.openlineage_schema import validation_errors
+from tests.support.s3_lake import S3LakeWorld, last_json_line
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# A commit file's PUT (and the log store's copy onto it) takes a second, as a slow S3
+# request can: the window in which two drivers can both believe they own a version.
+SLOW_COMMIT = r"/_delta_log/\d{20}\.json$"
+# Columns that differ between any two runs: wall-clock stamps; source file locations
+# are compared by file name (s3://landing/... vs a local folder).
+VOLATILE = ("_ingested_at", "_updated_at", "_quarantined_at")
+
+
+SCD2_COLUMNS = ("id", "name", "tier", "note", "valid_from", "valid_to", "is_current")
+
+
+def _flat(location: str) -> str:
+    """The snapshot folder name of a location (tests.support.lake_days)."""
+    return location.replace("/", "_").replace(":", "_")
+
+
+def _snapshot(world: S3LakeWorld, folder: Path, *locations: str) -> dict[str, str]:
+    done = world.run("tests.support.lake_days", "snapshot", str(folder), *locations)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(last_json_line(done.stdout)["tables"])
+
+
+def _comparable(frame: DataFrame) -> DataFrame:
+    frame = frame.drop(*[c for c in VOLATILE if c in frame.columns])
+    if "_source_position" in frame.columns:
+        frame = frame.withColumn(
+            "_source_position", F.regexp_replace("_source_position", r"^.*/", "")
+        )
+    return frame
+
+
+# -- the daily pipeline on S3 ---------------------------------------------------------------
+
+
+@pytest.mark.extended  # ~6 min: two generated days on S3 and on local disk, side by side
+def test_daily_pipeline_on_s3_equals_the_same_days_on_local_disk(
+    spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path
+) -> None:
+    days = ["--days", "2", "--scale", "0.05"]
+    local = s3_lake.spawn(
+        "tests.support.lake_days", "run", str(tmp_path / "local.json"), *days,
+        environ=s3_lake.local_environ(tmp_path / "local_home"),
+    )  # fmt: skip
+    on_s3 = s3_lake.run(
+        "tests.support.lake_days", "run", str(tmp_path / "s3.json"), *days,
+        extra={"LAKEHOUSE_HOME": str(tmp_path / "s3_home")}, timeout=1500,
+    )  # fmt: skip
+    _, local_err = local.communicate(timeout=1500)
+    assert local.returncode == 0, local_err[-3000:]
+    assert on_s3.returncode == 0, on_s3.stderr[-3000:]
+    s3_result = json.loads((tmp_path / "s3.json").read_text())
+    local_result = json.loads((tmp_path / "local.json").read_text())
+    assert [r["status"] for r in s3_result["runs"]] == ["SUCCEEDED"] * 30  # 15 jobs x 2 days
+
+    # every table, quarantine and control table is on S3, and equals the local one
+    tables = s3_result["tables"]
+    assert sorted(tables) == sorted(local_result["tables"])
+    assert {"gold.customer_360", "_control.silver_progress"} <= set(tables)
+    assert any(name.startswith("_quarantine.") for name in tables)
+    assert all(location.startswith("s3://lakehouse-test-") for location in tables.values())
+    snapshots = _snapshot(s3_lake, tmp_path / "snap")
+    for name, location in local_result["tables"].items():
+        ours = spark.read.format("delta").load(location)
+        theirs = spark.read.parquet(str(tmp_path / "snap" / name))
+        assert_df_equality(
+            _comparable(theirs), _comparable(ours), ignore_row_order=True, ignore_nullable=True,
+            ignore_column_order=True,
+        )  # fmt: skip
+    assert sorted(snapshots) == sorted(tables)
+
+    # run summaries and lineage under the S3 ops prefix, none on local disk
+    ops = s3_lake.keys(f"{s3_lake.lake.root}/")
+    for run in s3_result["runs"]:
+        assert f"ops/runs/{run['run_id']}/summary.json" in ops
+        events = [k for k in ops if k.startswith(f"ops/lineage/{run['run_id']}/")]
+        assert [k.rsplit("-", 1)[1] for k in events] == ["START.json", "COMPLETE.json"], events
+    lineage_key = next(k for k in ops if k.startswith("ops/lineage/gold.customer_360__"))
+    bucket = s3_lake.lake.buckets["artifacts"]
+    body = s3_lake.client("s3").get_object(Bucket=bucket, Key=lineage_key)["Body"].read()
+    assert validation_errors(json.loads(body)) == []
+    summary_key = "ops/runs/gold.customer_360__2026-01-02__a1/summary.json"
+    summary = json.loads(
+        s3_lake.client("s3").get_object(Bucket=bucket, Key=summary_key)["Body"].read()
+    )
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["outputs"][0]["location"] == "s3://lakehouse-test-gold/customer_360"
+    s3_home = tmp_path / "s3_home"
+    assert not any(p.name in ("runs", "lineage", "lake") for p in s3_home.rglob("*"))
+    assert not list(Path.cwd().glob("s3*:"))  # no folder named after a scheme
+
+    # one complete log-store entry per commit file, keyed by the s3:// table path
+    entries = s3_lake.log_entries()
+    assert entries and all(e["complete"] == "true" for e in entries)
+    assert {e["tablePath"].split("://")[0] for e in entries} == {"s3"}
+    gold = tables["gold.customer_360"]
+    assert sorted(int(e["fileName"][:20]) for e in entries if e["tablePath"] == gold) == (
+        s3_lake.commit_files(gold)
+    )
+
+
+# -- two drivers, one table -----------------------------------------------------------------
+
+
+def _race(
+    world: S3LakeWorld, tmp_path: Path, mode: str, rounds: int, rows: int, **extra: str
+) -> dict[str, Any]:
+    """Run writers a and b against one table; their results by writer."""
+    table = f"s3://{world.lake.buckets['bronze']}/race"
+    meet = {"LAKEHOUSE_RENDEZVOUS": f"{tmp_path / 'rendezvous'}:2", **extra}
+    args = ("tests.support.lake_writer", mode, table)
+    writers = {name: world.spawn(*args, name, str(rounds), str(rows), extra=meet) for name in "ab"}
+    results = {}
+    for name, process in writers.items():
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        results[name] = last_json_line(out)
+    return {"table": table, **results}
+
+
+def commit_problems(world: S3LakeWorld, race: dict[str, Any], expected_rows: int) -> list[str]:
+    """What is wrong with a race's outcome: the harness both tests below rely on.
+
+    Commit files must be contiguous from 0; every commit after the table's creation
+    made by exactly one write that reported it; the table must hold what they wrote.
+    """
+    problems = []
+    versions = world.commit_files(race["table"])
+    if versions != list(range(len(versions))):
+        problems.append(f"commit files not contiguous: {versions}")
+    claimed = Counter(
+        r["version"]
+        for name in "ab"
+        for r in race[name]["results"]
+        if r.get("operation") not in (None, "NONE")
+    )
+    problems += [f"version {v} reported by {n} writes" for v, n in claimed.items() if n > 1]
+    problems += [f"commit {v} reported by no write" for v in versions[1:] if v not in claimed]
+    problems += [f"write reported version {v}, absent" for v in claimed if v not in versions]
+    held = len(race["a"]["table"])
+    if held != expected_rows:
+        problems.append(f"the table holds {held} rows, the writes committed {expected_rows}")
+    return problems
+
+
+def _extra_conf(world: S3LakeWorld, **conf: str) -> dict[str, str]:
+    merged = {**json.loads(world.environ["LAKEHOUSE__SPARK__EXTRA_CONF"]), **conf}
+    return {"LAKEHOUSE__SPARK__EXTRA_CONF": json.dumps(merged)}
+
+
+@pytest.mark.parametrize("log_store", ["dynamodb", "single-driver"])
+def test_two_drivers_blind_appends_land_exactly_once_through_the_dynamodb_log_store(
+    spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path, log_store: str
+) -> None:
+    # single-driver: the negative control. Delta's default S3 log store has no mutual
+    # exclusion across drivers; the same race must lose commits, and the harness say so.
+    s3_lake.aws.set_latency("PUT", SLOW_COMMIT, 1.0)
+    extra = {}
+    if log_store == "single-driver":
+        extra = _extra_conf(
+            s3_lake,
+            **{
+                "spark.delta.logStore.s3.impl": "io.delta.storage.S3SingleDriverLogStore",
+                "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
+            },
+        )
+    race = _race(s3_lake, tmp_path, "append", rounds=4, rows=10, **extra)
+    problems = commit_problems(s3_lake, race, expected_rows=80)
+    if log_store == "single-driver":
+        print("single-driver log store, the harness found:", *problems, sep="\n  ")
+        assert problems, "the harness did not catch the single-driver log store losing commits"
+        return
+    assert problems == []
+    assert all("error" not in r for name in "ab" for r in race[name]["results"])
+    expected = spark.createDataFrame(
+        [(f"{w}-{n}-{i}", w, n) for w in "ab" for n in range(4) for i in range(10)],
+        "id STRING, writer STRING, round INT",
+    )
+    held = spark.createDataFrame([tuple(r) for r in race["a"]["table"]], expected.schema)
+    assert_df_equality(held, expected, ignore_row_order=True)
+    entries = [e for e in s3_lake.log_entries() if e["tablePath"] == race["table"]]
+    assert sorted(int(e["fileName"][:20]) for e in entries) == list(range(9))
+    assert all(e["complete"] == "true" for e in entries)
+
+
+def test_two_drivers_same_bronze_batch_commit_once_per_round_the_other_conflicts(
+    spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path
+) -> None:
+    s3_lake.aws.set_latency("PUT", SLOW_COMMIT, 1.0)
+    race = _race(s3_lake, tmp_path, "txn", rounds=3, rows=10)
+    assert commit_problems(s3_lake, race, expected_rows=30) == []
+    for n in range(3):
+        outcomes = [race[name]["results"][n] for name in "ab"]
+        committed = [o for o in outcomes if o.get("operation") == "WRITE"]
+        assert len(committed) == 1, outcomes
+        (other,) = [o for o in outcomes if o is not committed[0]]
+        # the loser either saw the winner's commit first (Delta skips the batch) or
+        # lost the race at commit time: Delta names the conflict
+        assert other.get("operation") == "NONE" or other["error"] == (
+            "ConcurrentTransactionException"
+        ), other
+    expected = spark.createDataFrame(
+        [(f"both-{n}-{i}", "both", n) for n in range(3) for i in range(10)],
+        "id STRING, writer STRING, round INT",
+    )
+    held = spark.createDataFrame([tuple(r) for r in race["a"]["table"]], expected.schema)
+    assert_df_equality(held, expected, ignore_row_order=True)
+
+
+def test_two_drivers_scd2_merges_on_s3_one_retries_and_both_land(
+    spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path
+) -> None:
+    target = f"s3://{s3_lake.lake.buckets['silver']}/dim"
+    batches = {}
+    for name, rows in (("first", FIRST), ("second", SECOND), ("third", THIRD)):
+        batches[name] = tmp_path / f"{name}.json"
+        batches[name].write_text(json.dumps(rows))
+    setup = s3_lake.run("tests.support.scd2_apply", target, str(batches["first"]))
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    meet = {"LAKEHOUSE_RENDEZVOUS": f"{tmp_path / 'rendezvous'}:2"}
+    racers = [
+        s3_lake.spawn("tests.support.scd2_apply", target, str(batches[name]), extra=meet)
+        for name in ("second", "third")
+    ]
+    errors, reported = "", []
+    for racer in racers:
+        out, err = racer.communicate(timeout=600)
+        assert racer.returncode == 0, err[-3000:]
+        errors += err
+        reported.append(last_json_line(out))
+    assert "concurrent write to" in errors  # a loser retried on the winner's snapshot
+    # A retried call finds the other's events applied with its own (no second MERGE) or
+    # MERGEs again; each that committed names a target commit of its own.
+    versions = s3_lake.commit_files(target)
+    assert versions == list(range(len(versions)))
+    mine = [r["version"] for r in reported if r["committed"]]
+    assert mine and len(set(mine)) == len(mine) and set(mine) <= set(versions[2:]), reported
+    _snapshot(s3_lake, tmp_path / "snap", target)
+    held = spark.read.parquet(str(tmp_path / "snap" / _flat(target))).select(*SCD2_COLUMNS)
+    assert_df_equality(
+        held, spark.createDataFrame(expected(FIRST, SECOND, THIRD), SCD2_TABLE),
+        ignore_row_order=True, ignore_nullable=True,
+    )  # fmt: skip
+
+
+def test_two_bronze_jobs_at_once_one_commits_the_other_fails_clearly(
+    s3_lake: S3LakeWorld, tmp_path: Path
+) -> None:
+    # An Airflow retry beside its zombie try: two attempts of one Bronze job commit the
+    # same batch at once. One commits; the other fails naming the other run; each
+    # summary names its own commit (the newest commit may be the other's).
+    params = GeneratorParams(seed=3, scale=0.05, days=1)
+    write_dataset(params, s3_lake.sources)
+    from jobs.datagen.simulator import land_day
+
+    land_day(s3_lake.sources, s3_lake.paths.landing, params.start_date)
+    meet = {"LAKEHOUSE_RENDEZVOUS": f"{tmp_path / 'rendezvous'}:2"}
+    job = ("jobs.main", "run", "bronze.opdb_orders", "--env", "local", "--date", "2026-01-01")
+    attempts = {n: s3_lake.spawn(*job, "--attempt", str(n), extra=meet) for n in (1, 2)}
+    codes = {n: p.wait(timeout=600) for n, p in attempts.items()}
+    assert sorted(codes.values()) == [0, 1], {
+        n: p.stderr.read()[-2000:] for n, p in attempts.items()
+    }
+    bucket = s3_lake.lake.buckets["artifacts"]
+    summaries = {
+        n: json.loads(
+            s3_lake.client("s3")
+            .get_object(
+                Bucket=bucket, Key=f"ops/runs/bronze.opdb_orders__2026-01-01__a{n}/summary.json"
+            )["Body"]
+            .read()
+        )
+        for n in (1, 2)
+    }
+    winner = next(n for n, code in codes.items() if code == 0)
+    loser = 3 - winner
+    assert summaries[loser]["status"] == "FAILED"
+    assert summaries[loser]["error"]["type"] == "ConcurrentRunError"
+    assert (
+        "another run committed to s3://lakehouse-test-bronze/opdb_orders"
+        in (summaries[loser]["error"]["message"])
+    )
+    version = summaries[winner]["outputs"][0]["delta_version"]
+    table = "s3://lakehouse-test-bronze/opdb_orders"
+    assert s3_lake.commit_files(table) == [version] == [0]
+    commit = (
+        s3_lake.client("s3")
+        .get_object(
+            Bucket=s3_lake.lake.buckets["bronze"], Key=f"opdb_orders/_delta_log/{version:020d}.json"
+        )["Body"]
+        .read()
+    )
+    info = next(
+        json.loads(line)["commitInfo"] for line in commit.splitlines() if b"commitInfo" in line
+    )
+    progress = json.loads(info["userMetadata"])["lakehouse.progress"]
+    assert progress["run_id"] == f"bronze.opdb_orders__2026-01-01__a{winner}"
+    assert summaries[winner]["outputs"][0]["rows"] == int(info["operationMetrics"]["numOutputRows"])
+
+
+@pytest.mark.parametrize("fault", ["mid_write"])
+def test_killed_file_ingest_on_s3_rerun_leaves_exact_bronze(
+    spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path, fault: str
+) -> None:
+    params = GeneratorParams(seed=9, scale=3.0, days=6, malformed_rate=0.08, duplicate_rate=0.05)
+    write_dataset(params, s3_lake.sources)
+    landing = f"{s3_lake.paths.landing}/returns"
+    lines: list[str] = []
+    for drop in sorted((s3_lake.sources / "returns").glob("*.csv"))[2:5]:
+        drop_file(drop, landing)
+        lines += drop.read_text().splitlines()
+    job = ("jobs.main", "run", "bronze.returns_returns", "--env", "local", "--date", "2026-01-05")
+    killed = s3_lake.run(*job, extra={"LAKEHOUSE_FAULT": fault})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    table = s3_lake.paths.table("bronze", "returns_returns")
+    assert s3_lake.commit_files(table) == []  # data files half written, nothing committed
+    rerun = s3_lake.run(*job, "--attempt", "2")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _snapshot(s3_lake, tmp_path / "snap", table)
+    held = spark.read.parquet(str(tmp_path / "snap" / _flat(table)))
+    expected_frame = spark.createDataFrame(sorted(expected_rows(lines), key=str), RETURNS_SCHEMA)
+    assert_df_equality(
+        held.select(*expected_frame.columns), expected_frame,
+        ignore_row_order=True, ignore_nullable=True,
+    )  # fmt: skip
+    assert os.environ.get("LAKEHOUSE_FAULT") is None
