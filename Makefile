@@ -125,10 +125,11 @@ test: bootstrap lint typecheck pytest
 test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
-# What make test leaves out: extended crash points, and the property test at 60 examples.
+# What make test leaves out: extended crash points, the lake on S3, and the property test
+# at 60 examples (one worker runs it while the other takes the extended tests).
 test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars
-	$(VENV)/bin/pytest -q -n 2 --dist load -m extended $(PYTEST_ARGS)
-	$(MAKE) test-property
+	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q -n 2 --dist load --durations=15 \
+	  -m "extended or property" $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)

@@ -76,7 +76,9 @@ def test_an_interrupted_backfill_resumes_and_a_finished_one_runs_nothing(
     assert (again.calls, third.ran, len(third.skipped)) == ([], [], 6)
 
 
+# ~125 s of two backfills: make test-extended (CI); resume and skip semantics run in make test
 @pytest.mark.slow
+@pytest.mark.extended
 def test_backfill_over_two_days_twice_gives_identical_tables(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -28,7 +28,8 @@ from tests.jobs.silver.test_scd2_reliability import FIRST, SECOND, THIRD, expect
 from tests.support.openlineage_schema import validation_errors
 from tests.support.s3_lake import S3LakeWorld, last_json_line
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Each test starts several Spark drivers (~15 s each on 2 cores): make test-extended.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.extended]
 
 # A commit file's PUT (and the log store's copy onto it) takes a second, as a slow S3
 # request can: the window in which two drivers can both believe they own a version.
@@ -64,7 +65,6 @@ def _comparable(frame: DataFrame) -> DataFrame:
 # -- the daily pipeline on S3 ---------------------------------------------------------------
 
 
-@pytest.mark.extended  # ~6 min: two generated days on S3 and on local disk, side by side
 def test_daily_pipeline_on_s3_equals_the_same_days_on_local_disk(
     spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path
 ) -> None:

@@ -171,7 +171,9 @@ def test_fct_orders_keeps_the_latest_state_whatever_the_arrival_order(
     assert (late.rows_in, late.rows_out, late.rows_quarantined) == (1, 0, 0)
 
 
+# ~150 s of killed and rerun job processes: make test-extended (CI); Bronze kill tests stay
 @pytest.mark.slow
+@pytest.mark.extended
 def test_silver_job_killed_mid_merge_then_rerun_equals_an_uninterrupted_run(
     spark: SparkSession, settings: Settings, lake: LakePaths
 ) -> None:
