@@ -546,7 +546,7 @@ def _summary(
             f"Run summaries, metrics (CloudWatch EMF) and JSON logs: {paths.runs}/<run_id>/"
             if paths.is_local
             else f"Run summaries and metrics (CloudWatch EMF): {paths.runs}/<run_id>/ "
-            "(logs: this console, as a job's reach its log group on EMR)",
+            "(logs: this console; on EMR a job's reach its log group)",
             "Last runs, table freshness and gate results: lakehouse status"
             if paths.is_local
             else "The embedded S3 is in memory: the lake ends with the demo (lakehouse status "
