@@ -9,7 +9,8 @@ Object-store locations have one spelling: ``s3://``. Hadoop's ``s3a://`` and ``s
 name the same objects, but Delta's DynamoDB log store keys a table by its path, scheme
 included, so an ``s3a://`` writer and an ``s3://`` writer of one table would not
 exclude each other. Every location made here is canonical (:func:`canonical_uri`);
-locally ``fs.s3.impl`` maps ``s3://`` to S3A, on EMR it is EMRFS.
+``s3://`` is served by S3A locally (``fs.s3.impl``) and on EMR (its default connector
+since EMR 7.10; EMRFS before).
 """
 
 from __future__ import annotations

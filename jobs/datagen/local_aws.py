@@ -176,7 +176,7 @@ def lake_environ(
             f"-Dcom.amazonaws.regions.RegionUtils.fileOverride={aws.folder / 'regions.xml'} "
             "-Dcom.amazonaws.sdk.disableCertChecking=true"
         ),
-        # s3:// as EMR spells it; EMRFS there, S3A here
+        # s3:// as EMR spells it; S3A serves it there too (EMR >= 7.10)
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.endpoint": aws.endpoint,
         "spark.hadoop.fs.s3a.endpoint.region": lake.region,
