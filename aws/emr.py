@@ -4,8 +4,8 @@ Pure functions from settings and plain values to the ``StartJobRun`` pieces, so 
 DAG files only wire tasks and every request shape is unit-tested:
 
 - :func:`job_driver`: ``sparkSubmit`` with the versioned artifact's entry script, the
-  job's arguments, the Python venv archive (``spark.archives``), the lineage listener
-  jar and the job class's sizes;
+  job's arguments, the Python venv archive (``spark.archives``), the image's Delta and
+  log-store jars and the lineage listener's (``--jars``), and the job class's sizes;
 - :func:`configuration_overrides`: logs to S3 and CloudWatch, Spark defaults;
 - :func:`run_name` and :func:`client_token`: deterministic per task and date, so a
   retried request never starts a second run.
@@ -92,11 +92,13 @@ def job_driver(
         "spark.executorEnv.PYSPARK_PYTHON": PYTHON,
         **settings.emr.sizes.get(job_class(job), {}),
     }
-    params = []
+    # One --jars list (spark-submit's --jars replaces a --conf spark.jars): the image's
+    # Delta and log-store jars, and the lineage listener, which the driver loads when its
+    # SparkContext starts (on the classpath from the start, not from session settings).
+    jars = list(settings.emr.image.jars)
     if settings.lineage.spark_listener_on:
-        # the driver loads the listener when its SparkContext starts: on the classpath
-        # from the start, not from the session's settings
-        params += ["--jars", listener_jar_uri(settings)]
+        jars.append(listener_jar_uri(settings))
+    params = ["--jars", ",".join(jars)] if jars else []
     for key, value in conf.items():
         params += ["--conf", f"{key}={value}"]
     arguments = ["run", job, "--env", settings.env, "--date", logical_date]

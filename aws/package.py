@@ -4,37 +4,48 @@
 
 - ``lakehouse-<version>-py3-none-any.whl``: ``jobs`` and ``aws``, with ``config/``
   (expectation suites included) and the lineage listener's pom inside;
-- ``pyspark_venv.tar.gz``: a relocatable venv (venv-pack) with that wheel and the
-  locked runtime dependencies (``uv export``), minus PySpark and py4j, which EMR's
-  image provides; jobs get it through ``spark.archives`` (``aws/emr.py``);
+- ``pyspark_venv.tar.gz``: a venv (venv-pack) with that wheel and the locked runtime
+  dependencies (``uv export``), minus PySpark and py4j, which EMR's image provides;
+  jobs get it through ``spark.archives`` (``aws/emr.py``);
 - ``main.py``: the ``spark-submit`` entry script;
-- ``manifest.json``: version, git commit, Python, platform and each file's SHA-256.
+- ``manifest.json``: version, git commit, target platform and each file's SHA-256.
 
-The archive holds compiled wheels for the machine that builds it: production
-archives are built on the EMR base OS (Amazon Linux 2023, x86_64 or arm64 to match
-the application), e.g. in CI on that image; a local build proves the packaging.
-``upload_artifact`` copies the folder to the bucket, and the listener jar to
-``<artifacts_uri>/jars/``.
+The archive is made for the application, not for the machine that builds it
+(docs/adr/0005): every wheel is resolved for ``emr.image`` (CPython 3.11, manylinux up to
+the image's glibc) and ``emr.architecture``, binary wheels only; ``bin/python`` links to
+the image's interpreter and ``pyvenv.cfg`` names its folder. :func:`check_archive` then
+reads the packed archive back and refuses it (``PackagingError``) if a native file is
+for another architecture, Python or a newer glibc, or a link leaves the archive (other
+than the interpreter's). ``upload_artifact`` copies the folder to the bucket, and the
+listener jar to ``<artifacts_uri>/jars/``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from aws.emr import ENTRY_SCRIPT, VENV_ARCHIVE, ArtifactLocation
 from jobs import __version__
-from jobs.common.config import PROJECT_ROOT, Settings
+from jobs.common.config import PROJECT_ROOT, EmrImage, Settings
 from jobs.common.errors import LakehouseError
 from jobs.common.jars import required_artifacts
 
 PROVIDED_BY_EMR = ("pyspark", "py4j")
+# emr.architecture -> the machine name in wheel tags and the ELF e_machine of its files
+MACHINES = {"X86_64": ("x86_64", 62), "ARM64": ("aarch64", 183)}
+_ELF = b"\x7fELF"
+_GLIBC = re.compile(rb"GLIBC_2\.([0-9]+)")
+_EXTENSION = re.compile(r"\.cpython-(\d+)-([a-z0-9_]+)-linux-gnu\.so$")
 
 
 class PackagingError(LakehouseError):
@@ -70,8 +81,39 @@ def runtime_requirements() -> list[str]:
     ]
 
 
-def build_artifact(out: Path) -> Path:
-    """Build the artifact into ``out`` (emptied first); returns the manifest's path."""
+@dataclass(frozen=True)
+class Target:
+    """The platform an archive is made for: the image's Python and glibc, an architecture."""
+
+    image: EmrImage
+    architecture: str  # emr.architecture: X86_64 | ARM64
+
+    @classmethod
+    def for_settings(cls, settings: Settings, architecture: str | None = None) -> Target:
+        """The target of ``settings``' application (``architecture`` overrides it)."""
+        chosen = architecture or settings.emr.architecture
+        if chosen not in MACHINES:
+            raise PackagingError(f"architecture {chosen!r}: expected one of {sorted(MACHINES)}")
+        return cls(settings.emr.image, chosen)
+
+    @property
+    def machine(self) -> str:
+        """``x86_64`` or ``aarch64``."""
+        return MACHINES[self.architecture][0]
+
+    @property
+    def platform_tag(self) -> str:
+        """The ``--python-platform`` for uv: manylinux up to the image's glibc."""
+        return f"{self.machine}-manylinux_{self.image.glibc.replace('.', '_')}"
+
+
+def build_artifact(out: Path, target: Target) -> Path:
+    """Build the artifact for ``target`` into ``out`` (emptied first); returns the manifest.
+
+    Raises:
+        PackagingError: a tool failed, a dependency has no wheel for the target, or the
+            packed archive fails :func:`check_archive`.
+    """
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -79,27 +121,108 @@ def build_artifact(out: Path) -> Path:
     _run(uv, "build", "--wheel", "--out-dir", str(out), str(PROJECT_ROOT))
     (wheel,) = out.glob("lakehouse-*.whl")
     venv = out / "venv"
-    _run(uv, "venv", "--python", sys.executable, "--seed", str(venv))
+    # any CPython of the image's minor version lays the venv out; it never ships
+    _run(uv, "venv", "--python", target.image.python_version, str(venv))
     python = str(venv / "bin" / "python")
     requirements = out / "requirements.txt"
     requirements.write_text("\n".join(runtime_requirements()) + "\n")
-    # a full pinned closure: installed as is, so nothing pulls pyspark back in
-    _run(uv, "pip", "install", "--python", python, "--no-deps", "-r", str(requirements))
-    _run(uv, "pip", "install", "--python", python, "--no-deps", str(wheel))
-    _run(sys.executable, "-m", "venv_pack", "-p", str(venv), "-o", str(out / VENV_ARCHIVE))
+    # a full pinned closure, installed as is (nothing pulls pyspark back in), each wheel
+    # chosen for the target platform whatever this machine is; no source builds
+    platform = (
+        *("--python-platform", target.platform_tag),
+        *("--python-version", target.image.python_version, "--only-binary", ":all:"),
+    )
+    for what in ("-r", str(requirements)), (str(wheel),):
+        _run(uv, "pip", "install", "--python", python, *platform, "--no-deps", *what)
+    _point_at_image_python(venv, target.image)
+    archive = out / VENV_ARCHIVE
+    _run(sys.executable, "-m", "venv_pack", "-p", str(venv), "-o", str(archive))
     shutil.rmtree(venv)
+    check_archive(archive, target)
     shutil.copyfile(PROJECT_ROOT / "jobs" / "main.py", out / ENTRY_SCRIPT)
     files = sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     manifest = {
         "version": __version__,
         "commit": _commit(),
-        "python": platform.python_version(),
-        "platform": f"{platform.system()}-{platform.machine()}",
+        "architecture": target.architecture,
+        "python": target.image.python,
+        "platform": f"cp{target.image.python_version.replace('.', '')}-{target.platform_tag}",
         "files": {p.name: _sha256(p) for p in files},
     }
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+def _point_at_image_python(venv: Path, image: EmrImage) -> None:
+    """``bin/python*`` -> the image's interpreter; ``pyvenv.cfg`` ``home`` -> its folder."""
+    version = image.python_version
+    for name in ("python", "python3", f"python{version}"):
+        link = venv / "bin" / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(image.python if name == "python" else "python")
+    kept = [
+        line
+        for line in (venv / "pyvenv.cfg").read_text().splitlines()
+        if line.split("=")[0].strip() not in ("home", "executable", "command", "uv")
+    ]
+    home = posixpath.dirname(image.python)
+    (venv / "pyvenv.cfg").write_text("\n".join([f"home = {home}", *kept]) + "\n")
+
+
+def check_archive(archive: Path, target: Target) -> None:
+    """Refuse an archive that cannot start on ``target``'s image.
+
+    Every native file (ELF) must be for the target's machine and need no glibc newer
+    than the image's; an extension module must be for the image's CPython; a link must
+    stay inside the archive, except ``bin/python`` -> the image's interpreter.
+
+    Raises:
+        PackagingError: listing every offending member (first 20).
+    """
+    problems: list[str] = []
+    machine, e_machine = MACHINES[target.architecture]
+    glibc = int(target.image.glibc.split(".")[1])
+    cpython = target.image.python_version.replace(".", "")
+    with tarfile.open(archive) as packed:
+        for member in packed:
+            name = member.name.removeprefix("./")
+            if member.issym() or member.islnk():
+                problems += _link_problems(name, member.linkname, target.image.python)
+                continue
+            if not member.isfile():
+                continue
+            tag = _EXTENSION.search(name)
+            if tag and (tag.group(1) != cpython or tag.group(2) != machine):
+                problems.append(f"{name}: built for cpython-{tag.group(1)}-{tag.group(2)}")
+            handle = packed.extractfile(member)
+            if handle is None or handle.read(4) != _ELF:
+                continue
+            data = _ELF + handle.read()
+            found = int.from_bytes(data[18:20], "little")
+            if found != e_machine:
+                problems.append(f"{name}: ELF machine {found}, not {machine} ({e_machine})")
+            needed = max((int(m) for m in _GLIBC.findall(data)), default=0)
+            if needed > glibc:
+                has = target.image.glibc
+                problems.append(f"{name}: needs GLIBC_2.{needed}, the image has {has}")
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise PackagingError(
+            f"{archive} would not start on {target.architecture} with glibc "
+            f"{target.image.glibc} and {target.image.python}:\n  {shown}{more}"
+        )
+
+
+def _link_problems(name: str, target: str, interpreter: str) -> list[str]:
+    if posixpath.isabs(target):
+        allowed = name == "bin/python" and target == interpreter
+        return [] if allowed else [f"{name} -> {target}: a link outside the archive"]
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+    if resolved.startswith("../") or resolved == "..":
+        return [f"{name} -> {target}: a link outside the archive"]
+    return []
 
 
 def upload_artifact(out: Path, settings: Settings, client: object = None) -> list[str]:

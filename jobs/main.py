@@ -8,7 +8,7 @@ Both take the same arguments::
     lakehouse run <job> --env {local,dev,prod} --date YYYY-MM-DD [--attempt N]
     lakehouse submit <job> --env {dev,prod} --date YYYY-MM-DD [--attempt N] [--no-wait]
     lakehouse backfill --from D1 --to D2 [--env E] [--jobs a,b] [--parallel N]
-    lakehouse package [--out DIR] [--upload {dev,prod}]
+    lakehouse package [--out DIR] [--upload {dev,prod}] [--architecture {X86_64,ARM64}]
     lakehouse jobs
 """
 
@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--out", type=Path, default=Path("dist/artifact"))
     package.add_argument(
         "--upload", choices=("dev", "prod"), help="then copy it to that env's artifacts bucket"
+    )
+    package.add_argument(
+        "--architecture",
+        choices=("X86_64", "ARM64"),
+        help="the EMR application's (default: emr.architecture of the --upload env, else dev)",
     )
 
     pools = commands.add_parser(
@@ -254,11 +259,17 @@ def _window(args: argparse.Namespace) -> tuple[date, date] | None:
 def _package(args: argparse.Namespace) -> int:
     import json
 
-    from aws.package import build_artifact, upload_artifact
+    from aws.package import PackagingError, Target, build_artifact, upload_artifact
 
-    manifest = build_artifact(args.out)
-    files = json.loads(manifest.read_text())["files"]
-    print(f"artifact {args.out}: {', '.join(files)}")
+    settings = load_settings(args.upload or "dev")
+    target = Target.for_settings(settings, args.architecture)
+    try:
+        manifest = json.loads(build_artifact(args.out, target).read_text())
+    except PackagingError as exc:
+        print(f"lakehouse package: {exc}", file=sys.stderr)
+        return 1
+    print(f"artifact {args.out} for {manifest['platform']} ({manifest['python']}): "
+          f"{', '.join(manifest['files'])}")  # fmt: skip
     if args.upload:
         for uri in upload_artifact(args.out, load_settings(args.upload)):
             print(f"  uploaded {uri}")

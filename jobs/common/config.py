@@ -248,14 +248,39 @@ class LineageSettings(_Frozen):
         return self.enabled and self.spark_listener.enabled
 
 
+DELTA_LIB = "/usr/share/aws/delta/lib"
+
+
+class EmrImage(_Frozen):
+    """What the release's image provides, where (docs/adr/0005).
+
+    ``python`` is the interpreter the venv archive links to; ``glibc`` the newest
+    symbol version a native file in the archive may need (Amazon Linux 2023);
+    ``jars`` go on every job's ``--jars``: Delta and its DynamoDB log store.
+    """
+
+    python: str = "/usr/bin/python3.11"
+    python_version: str = "3.11"
+    glibc: str = "2.34"
+    jars: tuple[str, ...] = (
+        f"{DELTA_LIB}/delta-spark.jar",
+        f"{DELTA_LIB}/delta-storage.jar",
+        f"{DELTA_LIB}/delta-storage-s3-dynamodb.jar",
+    )
+
+
 class EmrSettings(_Frozen):
     """The EMR Serverless application jobs run on (ids come from Terraform outputs).
 
     Sizes are spark-submit settings per job class (``bronze``, ``silver``, ``gold``,
     ``maintenance``); ``log_group`` receives driver and executor logs, next to S3.
+    ``architecture`` is the application's (Terraform ``architecture``): the venv
+    archive's native wheels are resolved for it.
     """
 
     release_label: str = "emr-spark-8.2.0"
+    architecture: Literal["X86_64", "ARM64"] = "X86_64"
+    image: EmrImage = Field(default_factory=EmrImage)
     application_id: str | None = None
     execution_role_arn: str | None = None
     region: str = "eu-west-1"

@@ -15,6 +15,11 @@ from aws.emr import (
 from jobs.common.config import Settings, load_settings
 
 ARTIFACT = ArtifactLocation("s3://lakehouse-dev-artifacts/1.4.0")
+DELTA_JARS = [
+    "/usr/share/aws/delta/lib/delta-spark.jar",
+    "/usr/share/aws/delta/lib/delta-storage.jar",
+    "/usr/share/aws/delta/lib/delta-storage-s3-dynamodb.jar",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,8 @@ def test_job_driver_runs_the_versioned_entry_script_with_the_venv_and_the_listen
         "run", "silver.fct_orders", "--env", "dev", "--date", "{{ ds }}", "--attempt", "2",
     ]  # fmt: skip
     assert driver["sparkSubmit"]["sparkSubmitParameters"].split(" ") == [
-        "--jars", "s3://lakehouse-dev-artifacts/releases/jars/openlineage-spark_2.13-1.53.0.jar",
+        "--jars", ",".join([*DELTA_JARS,
+                            "s3://lakehouse-dev-artifacts/releases/jars/openlineage-spark_2.13-1.53.0.jar"]),
         "--conf", "spark.archives=s3://lakehouse-dev-artifacts/1.4.0/pyspark_venv.tar.gz#environment",
         "--conf", "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON=./environment/bin/python",
         "--conf", "spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python",
@@ -50,11 +56,23 @@ def test_a_bronze_window_reaches_the_job(dev: Settings) -> None:
     ]  # fmt: skip
 
 
-def test_without_the_listener_no_jar_is_passed(dev: Settings) -> None:
+def test_without_the_listener_only_the_image_jars_are_passed(dev: Settings) -> None:
     off = load_settings("dev", environ={"LAKEHOUSE__LINEAGE__SPARK_LISTENER__ENABLED": "false"})
     params = job_driver(off, ARTIFACT, "bronze.fx_rates", "2026-01-05")["sparkSubmit"]
-    assert "--jars" not in params["sparkSubmitParameters"]
+    tokens = params["sparkSubmitParameters"].split(" ")
+    assert tokens[:2] == ["--jars", ",".join(DELTA_JARS)]
     assert "spark.executor.memory=8g" in params["sparkSubmitParameters"]  # the bronze size
+
+
+def test_delta_and_its_log_store_come_from_the_release_image(dev: Settings) -> None:
+    # emr-spark-8.2.0 ships Delta 4.2.0 under /usr/share/aws/delta/lib (docs/adr/0005);
+    # a job that does not name them starts without Delta on its classpath
+    params = job_driver(dev, ARTIFACT, "gold.customer_360", "2026-01-05")["sparkSubmit"]
+    tokens = params["sparkSubmitParameters"].split(" ")
+    assert tokens.count("--jars") == 1  # spark-submit keeps the last --jars only
+    jars = tokens[tokens.index("--jars") + 1].split(",")
+    assert jars[:3] == DELTA_JARS
+    assert not any(t.startswith("spark.jars=") for t in tokens)
 
 
 def test_the_lineage_parent_reaches_the_driver_once(dev: Settings) -> None:
