@@ -198,7 +198,9 @@ def runtime_versions(session: SparkSession) -> dict[str, str]:
     jvm = session.sparkContext._jvm
     delta = "unknown"
     if jvm is not None:
-        package = jvm.java.lang.Class.forName("io.delta.tables.DeltaTable").getPackage()
+        # the context class loader: on EMR Delta comes with --jars, not on the system one
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        package = loader.loadClass("io.delta.tables.DeltaTable").getPackage()
         delta = str(package.getImplementationVersion() or "unknown")
     return {"spark": str(session.version), "delta": delta}
 

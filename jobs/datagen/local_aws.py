@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,17 +219,22 @@ def _client_files(aws: LocalAws, region: str) -> Path:
 
 
 @contextmanager
-def running_local_aws(folder: Path) -> Iterator[LocalAws]:
+def running_local_aws(folder: Path, plugins: Sequence[str] = ()) -> Iterator[LocalAws]:
     """Start the local AWS server process for the block; stop it after."""
-    process, aws = start_local_aws(folder)
+    process, aws = start_local_aws(folder, plugins)
     try:
         yield aws
     finally:
         stop_local_aws(process)
 
 
-def start_local_aws(folder: Path) -> tuple[subprocess.Popen[bytes], LocalAws]:
+def start_local_aws(
+    folder: Path, plugins: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], LocalAws]:
     """Start the server process; returns it and its endpoints once both ports answer.
+
+    ``plugins`` (``module:function``) are called with ``folder`` in the server process
+    before it serves: a test stand-in for what moto only records (an EMR job run).
 
     Raises:
         RuntimeError: the server did not come up (its log is named).
@@ -240,7 +245,7 @@ def start_local_aws(folder: Path) -> tuple[subprocess.Popen[bytes], LocalAws]:
     log = folder / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jobs.datagen.local_aws", str(ports)],
+            [sys.executable, "-m", "jobs.datagen.local_aws", str(ports), *plugins],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
@@ -294,8 +299,13 @@ class _Latency:
         return self.app(environ, start_response)
 
 
-def _serve(ports: Path) -> None:
+def _serve(ports: Path, plugins: Sequence[str] = ()) -> None:
     """Process entry: both ports on one moto state until SIGTERM; ports written when up."""
+    import importlib
+
+    for plugin in plugins:
+        module, _, function = plugin.partition(":")
+        getattr(importlib.import_module(module), function)(ports.parent)
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -323,4 +333,4 @@ def _serve(ports: Path) -> None:
 
 
 if __name__ == "__main__":
-    _serve(Path(sys.argv[1]))
+    _serve(Path(sys.argv[1]), sys.argv[2:])
