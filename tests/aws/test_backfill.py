@@ -58,10 +58,8 @@ def test_an_interrupted_backfill_resumes_and_a_finished_one_runs_nothing(
     broken = FakeRunner(lake, fail={"silver.fx_rates@2026-01-02"})
     first = run_backfill(settings, lake, D1, D3, broken, jobs=jobs, echo=lambda _: None)
     assert broken.calls == [
-        "bronze.fx_rates@2026-01-01#1",
-        "silver.fx_rates@2026-01-01#1",
-        "bronze.fx_rates@2026-01-02#1",
-        "silver.fx_rates@2026-01-02#1",
+        "bronze.fx_rates@2026-01-01#1", "silver.fx_rates@2026-01-01#1",
+        "bronze.fx_rates@2026-01-02#1", "silver.fx_rates@2026-01-02#1",
     ]  # fmt: skip  (stops at the failure: 2026-01-03 needs it)
     assert first.failed == ["silver.fx_rates@2026-01-02"] and not first.ok
 
@@ -102,3 +100,4 @@ def test_backfill_over_two_days_twice_gives_identical_tables(
         assert current_version(spark, table) == version  # not a single commit
         assert_df_equality(read_table(spark, table), rows, ignore_row_order=True)
         rows.unpersist()
+

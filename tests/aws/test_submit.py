@@ -53,7 +53,9 @@ def test_submit_sends_the_dag_request_and_exits_with_the_run_state(
         "run", "silver.fct_orders", "--env", "dev", "--date", "2026-01-05", "--attempt", "1",
     ]  # fmt: skip
     archive = "s3://lakehouse-dev-artifacts/releases/0.1.0/pyspark_venv.tar.gz"
-    assert f"spark.archives={archive}#environment" in (submit_spec["sparkSubmitParameters"])
+    assert f"spark.archives={archive}#environment" in (
+        submit_spec["sparkSubmitParameters"]
+    )
     logs = detail["configurationOverrides"]["monitoringConfiguration"]
     assert logs["s3MonitoringConfiguration"]["logUri"] == (
         "s3://lakehouse-dev-artifacts/ops/logs/emr/adhoc/silver.fct_orders/2026-01-05/"
@@ -65,10 +67,7 @@ def test_submit_sends_the_dag_request_and_exits_with_the_run_state(
     assert recorded.client_token == client_token("adhoc.silver.fct_orders.2026-01-05", 1)
     assert recorded.execution_timeout_minutes == 60
     assert f"EMR Serverless job run {run['id']}" in out
-    assert (
-        f"logs: s3://lakehouse-dev-artifacts/ops/logs/emr/adhoc/silver.fct_orders/2026-01-05/applications/{app_id}/jobs/{run['id']}/"
-        in out
-    )  # noqa: E501
+    assert f"logs: s3://lakehouse-dev-artifacts/ops/logs/emr/adhoc/silver.fct_orders/2026-01-05/applications/{app_id}/jobs/{run['id']}/" in out  # noqa: E501
     assert out.rstrip().endswith("adhoc.silver.fct_orders.2026-01-05: SUCCESS")
 
 
@@ -141,9 +140,8 @@ def test_a_retried_airflow_task_joins_the_run_its_earlier_try_left_going(
 
     client, app_id, settings = emr
     name = "lakehouse_daily.gold.customer_360.2026-01-05"
-    first = submit(
-        settings, "gold.customer_360", "2026-01-05", wait=False, prefix="lakehouse_daily"
-    )  # fmt: skip  (try 1; its worker then died)
+    first = submit(settings, "gold.customer_360", "2026-01-05", wait=False,
+                   prefix="lakehouse_daily")  # fmt: skip  (try 1; its worker then died)
     (live,) = _job_runs(app_id)
     live.state = "RUNNING"
     operator = EmrJobOperator(
