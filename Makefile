@@ -19,7 +19,7 @@ S3_STAMP := $(S3_JARS)/.stamp
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark s3-jars test-property test-extended
+.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark s3-jars test-property test-extended mwaa-airflow mwaa-lock
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -74,6 +74,28 @@ $(S3_STAMP): jvm/s3/pom.xml
 	mvn -q -B -f jvm/s3/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(S3_JARS) -DincludeScope=runtime
 	@touch $@
 
+# The DAGs on the Airflow MWAA runs (terraform/modules/mwaa: 3.0.6, Python 3.12, the
+# provider versions of its constraints): a second venv from the hash-locked
+# tests/dags/mwaa/requirements.txt, for tests/dags/test_dags_on_mwaa_airflow.py.
+MWAA_VENV := $(TOOLS)/mwaa-airflow
+MWAA_STAMP := $(MWAA_VENV)/.stamp
+MWAA_LOCK := tests/dags/mwaa/requirements.txt
+PY312 = $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12))
+
+mwaa-airflow: $(MWAA_STAMP)
+
+$(MWAA_STAMP): $(MWAA_LOCK) $(UV)
+	@test -n "$(PY312)" || { echo "Python 3.12 (MWAA's) is needed for the MWAA Airflow tests: pyenv install 3.12" >&2; exit 1; }
+	rm -rf $(MWAA_VENV)
+	$(UV) venv -q --python $(PY312) $(MWAA_VENV)
+	$(UV) pip install -q --require-hashes --python $(MWAA_VENV)/bin/python -r $(MWAA_LOCK)
+	@touch $@
+
+# Re-lock after editing tests/dags/mwaa/requirements.in or constraints.txt.
+mwaa-lock: $(UV)
+	$(UV) pip compile -q --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+	  --generate-hashes -c tests/dags/mwaa/constraints.txt tests/dags/mwaa/requirements.in -o $(MWAA_LOCK)
+
 # checkov in its own venv (terraform/checkov-requirements.txt, hash-pinned): installed
 # into the project venv it would downgrade boto3. The Terraform tests run it.
 checkov: $(CHECKOV)
@@ -125,9 +147,10 @@ test: bootstrap lint typecheck pytest
 test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
-# What make test leaves out: extended crash points, the lake on S3, and the property test
-# at 60 examples (one worker runs it while the other takes the extended tests).
-test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars
+# What make test leaves out: extended crash points, the lake on S3, the jobs on the
+# emulated EMR Serverless, the DAGs on MWAA's Airflow, and the property test at 60
+# examples (one worker runs it while the other takes the extended tests).
+test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars mwaa-airflow
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q -n 2 --dist load --durations=15 \
 	  -m "extended or property" $(PYTEST_ARGS)
 

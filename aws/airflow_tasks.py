@@ -11,22 +11,33 @@
   ``LAKEHOUSE_HOME``.
 - :func:`failure_callback`: logs and publishes to the SNS topic from config.
 
-Requests themselves are built by the pure functions of ``aws/emr.py``.
+Requests themselves are built by the pure functions of ``aws/emr.py``. The DAG files
+import Airflow through here where Airflow 3.0 (MWAA's) and 3.3 differ
+(``CronDataIntervalTimetable``); ``tests/dags/test_dags_on_mwaa_airflow.py`` runs them on
+MWAA's version.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from airflow.exceptions import AirflowException  # type: ignore[attr-defined]  # 3.0 and 3.3
 from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
 from airflow.providers.amazon.aws.triggers.emr import EmrServerlessStartJobTrigger
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+
+try:  # Airflow >= 3.1: the Task SDK's timetable
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.0, which MWAA runs (3.0.6): core's
+    from airflow.timetables.interval import (  # type: ignore[assignment]
+        CronDataIntervalTimetable,
+    )
 
 from aws.emr import (
     BACKFILL_WINDOW,
@@ -45,6 +56,14 @@ from jobs.common.config import Settings
 from jobs.common.errors import ConfigError
 from jobs.common.lineage import PARENT_ENV
 from jobs.common.paths import resolve_lake_paths
+
+__all__ = ["CronDataIntervalTimetable"]  # for the DAG files
+# newer providers-amazon (9.39 here) can inject the task's OpenLineage parent itself; MWAA's 9.12.0
+# (Airflow 3.0.6) neither can nor accepts the switch
+_PROVIDER_INJECTS_PARENT = (
+    "openlineage_inject_parent_job_info"
+    in inspect.signature(EmrServerlessStartJobOperator.__init__).parameters
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +119,20 @@ class EmrJobOperator(EmrServerlessStartJobOperator):
             WaiterConfig={"Delay": self.waiter_delay, "MaxAttempts": self.waiter_max_attempts},
         )
         return running
+
+
+# Airflow 3.0 (MWAA's) takes retry_exponential_backoff as a flag, later ones a multiplier
+_BACKOFF_IS_FLAG = (
+    inspect.signature(BaseOperator.__init__).parameters["retry_exponential_backoff"].default
+    is False
+)
+
+
+def _task_retry_args(settings: Settings) -> dict[str, Any]:
+    args = retry_args(settings)
+    if _BACKOFF_IS_FLAG:
+        args["retry_exponential_backoff"] = bool(args["retry_exponential_backoff"])
+    return args
 
 
 def window_arguments(job: str) -> list[str]:
@@ -193,7 +226,7 @@ def job_task(settings: Settings, task: TaskSpec, *, dag_id: str) -> BaseOperator
         "on_failure_callback": failure_callback(
             settings.orchestration.failure_topic_arn, settings.emr.region
         ),
-        **retry_args(settings),
+        **_task_retry_args(settings),
     }
     if settings.runtime == "local":
         return LocalJobOperator(
@@ -229,7 +262,7 @@ def job_task(settings: Settings, task: TaskSpec, *, dag_id: str) -> BaseOperator
         region_name=emr.region,
         # our runner parents the Spark listener under the job run itself (Airflow task ->
         # job run -> Spark application); the provider's injection would flatten that
-        openlineage_inject_parent_job_info=False,
+        **({"openlineage_inject_parent_job_info": False} if _PROVIDER_INJECTS_PARENT else {}),
         **common,
     )  # fmt: skip
 

@@ -8,7 +8,9 @@
   dependencies (``uv export``), minus PySpark and py4j, which EMR's image provides;
   jobs get it through ``spark.archives`` (``aws/emr.py``);
 - ``main.py``: the ``spark-submit`` entry script;
-- ``manifest.json``: version, git commit, target platform and each file's SHA-256.
+- ``manifest.json``: version, git commit, target platform and each file's SHA-256;
+- ``mwaa/``: the DAG files with ``aws`` and ``jobs`` beside them, and the
+  ``requirements.txt``, for the MWAA environment's bucket (:func:`build_mwaa_bundle`).
 
 The archive is made for the application, not for the machine that builds it
 (docs/adr/0005): every wheel is resolved for ``emr.image`` (CPython 3.11, manylinux up to
@@ -30,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -44,6 +47,15 @@ PROVIDED_BY_EMR = ("pyspark", "py4j")
 # emr.architecture -> the machine name in wheel tags and the ELF e_machine of its files
 MACHINES = {"X86_64": ("x86_64", 62), "ARM64": ("aarch64", 183)}
 _ELF = b"\x7fELF"
+MWAA_BUNDLE = "mwaa"
+# terraform/modules/mwaa airflow_version; the provider pins are that release's constraints
+MWAA_CONSTRAINTS = (
+    "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"
+)
+MWAA_PROVIDERS = (
+    "apache-airflow-providers-amazon[aiobotocore]==9.12.0",
+    "apache-airflow-providers-openlineage==2.6.1",
+)
 _GLIBC = re.compile(rb"GLIBC_2\.([0-9]+)")
 _EXTENSION = re.compile(r"\.cpython-(\d+)-([a-z0-9_]+)-linux-gnu\.so$")
 
@@ -140,6 +152,7 @@ def build_artifact(out: Path, target: Target) -> Path:
     shutil.rmtree(venv)
     check_archive(archive, target)
     shutil.copyfile(PROJECT_ROOT / "jobs" / "main.py", out / ENTRY_SCRIPT)
+    build_mwaa_bundle(wheel, out / MWAA_BUNDLE)
     files = sorted(p for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     manifest = {
         "version": __version__,
@@ -152,6 +165,29 @@ def build_artifact(out: Path, target: Target) -> Path:
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+def build_mwaa_bundle(wheel: Path, folder: Path) -> None:
+    """What MWAA's bucket gets: ``dags/`` (DAG files + our packages) and ``requirements.txt``.
+
+    MWAA puts its ``dags/`` folder on ``sys.path``: ``aws`` and ``jobs`` (with ``config/``)
+    from ``wheel`` sit beside the DAG files, ``.airflowignore`` keeps the scheduler from
+    parsing them. The DAG code path imports no Spark (tests/dags), so the workers need
+    nothing beyond MWAA's image: ``requirements.txt`` only names the providers the DAGs
+    use, under MWAA's constraints (docs/adr/0005).
+    """
+    dags = folder / "dags"
+    dags.mkdir(parents=True)
+    for dag_file in sorted((PROJECT_ROOT / "dags").glob("*.py")):
+        shutil.copyfile(dag_file, dags / dag_file.name)
+    with zipfile.ZipFile(wheel) as packed:
+        for name in packed.namelist():
+            if name.split("/", 1)[0] in ("aws", "jobs"):
+                packed.extract(name, dags)
+    (dags / ".airflowignore").write_text("aws/\njobs/\n")
+    (folder / "requirements.txt").write_text(
+        "\n".join([f"--constraint {MWAA_CONSTRAINTS}", *MWAA_PROVIDERS]) + "\n"
+    )
 
 
 def _point_at_image_python(venv: Path, image: EmrImage) -> None:

@@ -4,7 +4,8 @@ The request is the one the DAG sends (``aws/emr.py``), named ``adhoc.<job>.<date
 and with a token from the name and ``--attempt``: running the same command again
 (after a dropped connection, say) re-attaches to the same run instead of starting a
 second one; ``--attempt 2`` starts a new run. The wait polls with exponential backoff
-(5 s, x1.5, at most 60 s) up to the job's timeout; the exit code is 0 only for SUCCESS.
+(5 s, x1.5, at most ``orchestration.waiter_delay_seconds``, as the DAG's waiter) up to
+the job's timeout; the exit code is 0 only for SUCCESS.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def submit(
     if on_start:
         on_start(run_id, links)
     state, details = "SUBMITTED", ""
-    delay, waited = 5.0, 0.0
+    longest = float(settings.orchestration.waiter_delay_seconds)
+    delay, waited = min(5.0, longest), 0.0
     limit = settings.orchestration.timeout_for(job) * 60
     while True:
         run = client.get_job_run(applicationId=request["applicationId"], jobRunId=run_id)["jobRun"]
@@ -144,5 +146,5 @@ def submit(
             break
         sleep(delay)
         waited += delay
-        delay = min(delay * 1.5, 60.0)
+        delay = min(delay * 1.5, longest)
     return SubmittedRun(request["applicationId"], run_id, request["name"], state, details, links)

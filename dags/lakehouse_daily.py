@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
 
-from aws.airflow_tasks import freshness_task, job_task, local_source_tasks
+from aws.airflow_tasks import (
+    CronDataIntervalTimetable,
+    freshness_task,
+    job_task,
+    local_source_tasks,
+)
 from aws.pipeline import dag_args, daily_plan
 from jobs.common.config import load_settings
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
 
-from aws.airflow_tasks import job_task
+from aws.airflow_tasks import CronDataIntervalTimetable, job_task
 from aws.pipeline import dag_args, maintenance_plan
 from jobs.common.config import load_settings
 

@@ -28,7 +28,7 @@ SAFE_RETENTION_HOURS = 168
 
 def maintained_tables(job: JobEnv) -> list[tuple[str, str]]:
     """(``<layer>.<table>``, location) of every declared table that exists."""
-    from jobs.bronze.ingest import bronze_table_name
+    from jobs.bronze.connector import bronze_table_name
 
     names = [
         f"bronze.{bronze_table_name(source, entity)}"

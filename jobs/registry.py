@@ -7,11 +7,12 @@ named ``bronze.<source>_<entity>`` like the table it writes. Silver jobs come fr
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.common.config import Settings
 from jobs.common.errors import ConfigError, UnknownJobError
@@ -19,7 +20,6 @@ from jobs.common.expectations import read_suite
 from jobs.common.lineage import ColumnSource
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunRecorder
-from jobs.tools import runtime_check
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -51,20 +51,34 @@ class JobSpec:
     depends_on: tuple[str, ...] = ()  # jobs whose tables it reads (same logical date)
 
 
+def _deferred(target: str) -> Callable[..., None]:
+    """The job body ``module:function``, imported when the job runs.
+
+    The registry is read where Spark is not (the DAG files on Airflow's workers, MWAA):
+    only a running job imports its layer's Spark code.
+    """
+    module, _, function = target.partition(":")
+
+    def body(*args: Any, **kwargs: Any) -> None:
+        getattr(importlib.import_module(module), function)(*args, **kwargs)
+
+    body.__qualname__ = body.__name__ = target
+    return body
+
+
 def build_registry(settings: Settings) -> dict[str, JobSpec]:
     """Every job for ``settings``, in daily run order."""
-    from jobs.bronze.ingest import bronze_table_name, ingest
-    from jobs.bronze.stream_ingest import ingest_stream
-    from jobs.gold.build import INPUTS, build_customer_360
-    from jobs.gold.customer_360 import COLUMN_LINEAGE
-    from jobs.maintenance import run_maintenance
-    from jobs.silver.build import build_silver
+    from jobs.bronze.connector import bronze_table_name
+    from jobs.gold.contract import COLUMN_LINEAGE, INPUTS
 
+    ingest = _deferred("jobs.bronze.ingest:ingest")
+    ingest_stream = _deferred("jobs.bronze.stream_ingest:ingest_stream")
+    build_silver = _deferred("jobs.silver.build:build_silver")
     specs = [
         JobSpec(
             "runtime_check",
             "Spark + Delta MERGE round trip on the lake storage",
-            runtime_check.run,
+            _deferred("jobs.tools.runtime_check:run"),
             daily=False,
         ),
     ]
@@ -103,7 +117,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
         JobSpec(
             "gold.customer_360",
             "customer-360 metrics as of the logical date (incremental from Silver's change feed)",
-            build_customer_360,
+            _deferred("jobs.gold.build:build_customer_360"),
             daily=True,
             column_lineage=COLUMN_LINEAGE,
             depends_on=tuple(f"silver.{table}" for table in INPUTS.values()),
@@ -113,7 +127,7 @@ def build_registry(settings: Settings) -> dict[str, JobSpec]:
         JobSpec(
             "maintenance",
             "OPTIMIZE (Z-ORDER where configured) and VACUUM every table (weekly)",
-            run_maintenance,
+            _deferred("jobs.maintenance:run_maintenance"),
             daily=False,
         )
     )

@@ -37,11 +37,6 @@ CONNECTORS: dict[str, Callable[[ReadRequest], Increment]] = {
 }
 
 
-def bronze_table_name(source: str, entity: str) -> str:
-    """``<source>_<entity>``, registered as ``bronze.<source>_<entity>``."""
-    return f"{source}_{entity}"
-
-
 def ingest(job: JobEnv, source: str, entity: str) -> None:
     """Ingest one batch of ``source``.``entity`` into Bronze."""
     spark, paths, ctx, run = job.spark, job.paths, job.ctx, job.recorder

@@ -21,14 +21,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pyspark.sql import Column
-from pyspark.sql import functions as F
 
 from jobs.common.errors import ConfigError
+
+if TYPE_CHECKING:  # suites are read where Spark is not (the DAG files, on Airflow)
+    from pyspark.sql import Column
 
 Action = Literal["fail", "quarantine", "warn"]
 LAYERS = ("bronze", "silver", "gold")
@@ -189,16 +190,28 @@ def row_check(spec: ExpectationSpec, where: str = "") -> RowCheck:
             f"{where or spec.type}: action 'quarantine' needs a row-level expectation, one "
             f"of: {', '.join(sorted(_ROW_CHECKS))}"
         )
+    from pyspark.sql import functions as F
+
     predicate = builder(kw)
     # A NULL predicate (a NULL input) passes: GX map expectations ignore NULLs.
     return RowCheck(spec.rule, F.coalesce(predicate, F.lit(True)))
 
 
 def _col(kw: dict[str, Any], key: str = "column") -> Column:
+    from pyspark.sql import functions as F
+
     return F.col(f"`{kw[key]}`")
 
 
+def _length(kw: dict[str, Any]) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.length(_col(kw).cast("string"))
+
+
 def _between(kw: dict[str, Any], value: Column) -> Column:
+    from pyspark.sql import functions as F
+
     low, high = kw.get("min_value"), kw.get("max_value")
     checks = [F.lit(True)]
     if low is not None:
@@ -224,9 +237,7 @@ _ROW_CHECKS: dict[str, Any] = {
     "expect_column_values_to_not_be_in_set": lambda kw: ~_col(kw).isin(list(kw["value_set"])),
     "expect_column_values_to_match_regex": lambda kw: _col(kw).rlike(_regex(kw["regex"])),
     "expect_column_values_to_not_match_regex": lambda kw: ~_col(kw).rlike(_regex(kw["regex"])),
-    "expect_column_value_lengths_to_be_between": lambda kw: _between(
-        kw, F.length(_col(kw).cast("string"))
-    ),
+    "expect_column_value_lengths_to_be_between": lambda kw: _between(kw, _length(kw)),
     "expect_column_pair_values_a_to_be_greater_than_b": lambda kw: (
         _col(kw, "column_A") >= _col(kw, "column_B")
         if kw.get("or_equal")

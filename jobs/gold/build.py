@@ -37,6 +37,7 @@ from jobs.common.locks import table_lock
 from jobs.common.quality import GateResult, failure_reason, run_gate
 from jobs.common.run_context import DatasetStats
 from jobs.common.spark import jvm_log_level
+from jobs.gold.contract import INPUTS, TABLE
 from jobs.gold.customer_360 import (
     BASE_COLUMNS,
     ChurnRules,
@@ -51,16 +52,7 @@ if TYPE_CHECKING:
     from jobs.common.config import Customer360Settings
     from jobs.registry import JobEnv
 
-TABLE = "customer_360"
 STATE_KEY = "gold_customer_360"
-INPUTS = {
-    "customers": "dim_customer",
-    "orders": "fct_orders",
-    "returns": "fct_returns",
-    "events": "fct_events",
-    "cases": "fct_support_cases",
-    "fx": "fx_rates",
-}
 # columns that decide whether a stored row changed (not the run's bookkeeping)
 ROW_HASH = "_row_hash"
 IGNORED = {"_run_id", "_updated_at", ROW_HASH}

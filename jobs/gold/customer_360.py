@@ -57,11 +57,10 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.common.lineage import ColumnSource
+from jobs.gold.contract import PROFILE
 
 MONEY = "decimal(18,2)"
 LEVELS = ("low", "medium", "high")
-PROFILE = ["first_name", "last_name", "country", "city", "segment", "marketing_opt_in"]
 # metrics that depend only on the customer's facts up to D: stored and reused for
 # customers an incremental run does not touch
 BASE_COLUMNS = [
@@ -377,56 +376,3 @@ def customer_360(
         )
 
     return transform
-
-
-def _from(*pairs: tuple[str, str]) -> list[ColumnSource]:
-    return [ColumnSource(dataset, column) for dataset, column in pairs]
-
-
-_ORDERS_USD = (
-    ("silver.fct_orders", "amount"),
-    ("silver.fct_orders", "currency"),
-    ("silver.fct_orders", "order_ts"),
-    ("silver.fct_orders", "status"),
-    ("silver.fx_rates", "usd_per_unit"),
-    ("silver.fx_rates", "rate_date"),
-)
-_RETURNS_USD = (
-    ("silver.fct_returns", "amount"),
-    ("silver.fct_returns", "currency"),
-    ("silver.fct_returns", "return_ts"),
-    ("silver.fx_rates", "usd_per_unit"),
-    ("silver.fx_rates", "rate_date"),
-)
-_DIM = "silver.dim_customer"
-# where each output column comes from (the OpenLineage columnLineage facet)
-COLUMN_LINEAGE: dict[str, list[ColumnSource]] = {
-    "customer_id": _from((_DIM, "customer_id")),
-    **{c: _from((_DIM, c), (_DIM, "valid_from"), (_DIM, "valid_to")) for c in PROFILE},
-    "signup_date": _from((_DIM, "created_at")),
-    "email_sha256": _from((_DIM, "email")),
-    "phone_sha256": _from((_DIM, "phone")),
-    "orders_count": _from(("silver.fct_orders", "order_id"), ("silver.fct_orders", "status")),
-    "gross_revenue_usd": _from(*_ORDERS_USD),
-    "fx_missing_orders": _from(*_ORDERS_USD),
-    "returns_usd": _from(*_RETURNS_USD),
-    "fx_missing_returns": _from(*_RETURNS_USD),
-    "net_revenue_usd": _from(*_ORDERS_USD, *_RETURNS_USD),
-    "avg_order_value_usd": _from(*_ORDERS_USD),
-    "first_order_at": _from(("silver.fct_orders", "order_ts")),
-    "last_order_at": _from(("silver.fct_orders", "order_ts")),
-    "days_since_last_order": _from(("silver.fct_orders", "order_ts")),
-    "events_30d": _from(("silver.fct_events", "event_id"), ("silver.fct_events", "event_ts")),
-    "sessions_30d": _from(("silver.fct_events", "session_id"), ("silver.fct_events", "event_ts")),
-    "last_seen_at": _from(("silver.fct_events", "event_ts")),
-    "cases_total": _from(
-        ("silver.fct_support_cases", "case_id"), ("silver.fct_support_cases", "opened_at")
-    ),
-    "open_cases": _from(
-        ("silver.fct_support_cases", "status"), ("silver.fct_support_cases", "opened_at")
-    ),
-    "avg_csat": _from(("silver.fct_support_cases", "csat")),
-    "r_score": _from(("silver.fct_orders", "order_ts")),
-    "f_score": _from(("silver.fct_orders", "order_id"), ("silver.fct_orders", "status")),
-    "m_score": _from(*_ORDERS_USD, *_RETURNS_USD),
-}

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.support.moto_server import ACCOUNT, REGION, MotoServer
 
 EMR_IDS = {
     "LAKEHOUSE__EMR__APPLICATION_ID": "00fkq1example",
@@ -41,3 +46,33 @@ def dagbag_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
 
     yield load
+
+
+@pytest.fixture
+def emr_dev(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """A moto EMR Serverless application and lake bucket; env dev pointed at them."""
+    client = boto3.client("emr-serverless", region_name=REGION)
+    app_id = client.create_application(
+        name="lakehouse-dev", releaseLabel="emr-7.12.0", type="SPARK"
+    )["applicationId"]
+    ids = {**EMR_IDS, "LAKEHOUSE__EMR__APPLICATION_ID": app_id,
+           "LAKEHOUSE__EMR__EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/emr-job",
+           "LAKEHOUSE__ORCHESTRATION__RETRIES": "0"}  # fmt: skip
+    for name, value in ids.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(  # run records (Terraform makes it)
+        Bucket="lakehouse-dev-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    return client, app_id
+
+
+def gold_summary_written_by_the_job(day: dt.date) -> None:
+    """What the Gold job run writes on S3 (moto's EMR does not run the job itself)."""
+    summary = {"run_id": f"gold.customer_360__{day}__a1", "status": "SUCCEEDED",
+               "ended_at": "2026-01-06T04:10:00+00:00", "notes": {}}  # fmt: skip
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket="lakehouse-dev-artifacts",
+        Key=f"ops/runs/gold.customer_360__{day}__a1/summary.json",
+        Body=json.dumps(summary).encode(),
+    )

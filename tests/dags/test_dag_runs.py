@@ -14,8 +14,8 @@ from pyspark.sql import SparkSession
 from aws.emr import client_token
 from jobs.common.delta_io import read_table
 from jobs.main import main
-from tests.dags.conftest import EMR_IDS
-from tests.support.moto_server import ACCOUNT, REGION, MotoServer
+from tests.dags.conftest import gold_summary_written_by_the_job
+from tests.support.moto_server import ACCOUNT, REGION
 from tests.support.net import free_port
 
 DAY = dt.date(2026, 1, 5)
@@ -27,42 +27,12 @@ def _states(run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-@pytest.fixture
-def emr_dev(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    """A moto EMR Serverless application and lake bucket; env dev pointed at them."""
-    client = boto3.client("emr-serverless", region_name=REGION)
-    app_id = client.create_application(
-        name="lakehouse-dev", releaseLabel="emr-7.12.0", type="SPARK"
-    )["applicationId"]
-    ids = {**EMR_IDS, "LAKEHOUSE__EMR__APPLICATION_ID": app_id,
-           "LAKEHOUSE__EMR__EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/emr-job",
-           "LAKEHOUSE__ORCHESTRATION__RETRIES": "0"}  # fmt: skip
-    for name, value in ids.items():
-        monkeypatch.setenv(name, value)
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(  # run records (Terraform makes it)
-        Bucket="lakehouse-dev-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
-    return client, app_id
-
-
-def _gold_summary_written_by_the_job() -> None:
-    """What the Gold job run writes on S3 (moto's EMR does not run the job itself)."""
-    summary = {"run_id": f"gold.customer_360__{DAY}__a1", "status": "SUCCEEDED",
-               "ended_at": "2026-01-06T04:10:00+00:00", "notes": {}}  # fmt: skip
-    boto3.client("s3", region_name=REGION).put_object(
-        Bucket="lakehouse-dev-artifacts",
-        Key=f"ops/runs/gold.customer_360__{DAY}__a1/summary.json",
-        Body=json.dumps(summary).encode(),
-    )
-
-
 @pytest.mark.usefixtures("airflow_db")
 def test_daily_dag_runs_every_job_on_emr_serverless(
     emr_dev: tuple[Any, str], dagbag_for: Any
 ) -> None:
     client, app_id = emr_dev
-    _gold_summary_written_by_the_job()
+    gold_summary_written_by_the_job(DAY)
     dag = dagbag_for("dev").dags["lakehouse_daily"]
     run = dag.test(logical_date=LOGICAL)
     assert set(_states(run).values()) == {"success"}, _states(run)

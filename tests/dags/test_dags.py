@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,6 +12,7 @@ import pytest
 from aws.emr import client_token
 from jobs.common.config import load_settings
 from jobs.registry import daily_jobs
+from tests.conftest import PROJECT_ROOT
 from tests.dags.conftest import EMR_IDS
 
 BRONZE = [
@@ -22,6 +26,32 @@ def test_every_dag_imports_without_errors(dagbag_for: Any, env: str) -> None:
     bag = dagbag_for(env, **EMR_IDS)
     assert bag.import_errors == {}
     assert sorted(bag.dags) == ["lakehouse_daily", "lakehouse_maintenance"]
+
+
+NO_SPARK = """
+import importlib.abc, runpy, sys
+class NoSpark(importlib.abc.MetaPathFinder):  # what MWAA's workers do not have
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("pyspark", "py4j", "delta", "great_expectations", "pandas"):
+            raise ImportError(f"{name} imported while parsing the DAG files")
+sys.meta_path.insert(0, NoSpark())
+for dag_file in sys.argv[1:]:
+    runpy.run_path(dag_file)
+print("parsed")
+"""
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_dag_files_parse_without_spark_as_on_mwaa(env: str) -> None:
+    # MWAA's workers have Airflow and its providers, not Spark or Great Expectations:
+    # the DAG files' imports (aws/, jobs/common, the registry) must not need them
+    dags = sorted(str(p) for p in (PROJECT_ROOT / "dags").glob("*.py"))
+    done = subprocess.run(
+        [sys.executable, "-c", NO_SPARK, *dags], capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT, env={**os.environ, **EMR_IDS, "LAKEHOUSE_ENV": env},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("parsed")
 
 
 def test_dev_without_the_emr_ids_fails_to_import_naming_the_variables(dagbag_for: Any) -> None:

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from jobs.datagen.generator import GeneratorParams
 from jobs.datagen.simulator import drop_file
@@ -26,7 +25,7 @@ from tests.jobs.bronze.test_ingest_files import expected_rows
 from tests.jobs.silver.test_scd2 import TABLE as SCD2_TABLE
 from tests.jobs.silver.test_scd2_reliability import FIRST, SECOND, THIRD, expected
 from tests.support.openlineage_schema import validation_errors
-from tests.support.s3_lake import S3LakeWorld, last_json_line
+from tests.support.s3_lake import S3LakeWorld, comparable, flat, last_json_line
 
 # Each test starts several Spark drivers (~15 s each on 2 cores): make test-extended.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.extended]
@@ -34,32 +33,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.extended]
 # A commit file's PUT (and the log store's copy onto it) takes a second, as a slow S3
 # request can: the window in which two drivers can both believe they own a version.
 SLOW_COMMIT = r"/_delta_log/\d{20}\.json$"
-# Columns that differ between any two runs: wall-clock stamps; source file locations
-# are compared by file name (s3://landing/... vs a local folder).
-VOLATILE = ("_ingested_at", "_updated_at", "_quarantined_at")
-
-
 SCD2_COLUMNS = ("id", "name", "tier", "note", "valid_from", "valid_to", "is_current")
-
-
-def _flat(location: str) -> str:
-    """The snapshot folder name of a location (tests.support.lake_days)."""
-    return location.replace("/", "_").replace(":", "_")
 
 
 def _snapshot(world: S3LakeWorld, folder: Path, *locations: str) -> dict[str, str]:
     done = world.run("tests.support.lake_days", "snapshot", str(folder), *locations)
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(last_json_line(done.stdout)["tables"])
-
-
-def _comparable(frame: DataFrame) -> DataFrame:
-    frame = frame.drop(*[c for c in VOLATILE if c in frame.columns])
-    if "_source_position" in frame.columns:
-        frame = frame.withColumn(
-            "_source_position", F.regexp_replace("_source_position", r"^.*/", "")
-        )
-    return frame
 
 
 # -- the daily pipeline on S3 ---------------------------------------------------------------
@@ -95,7 +75,7 @@ def test_daily_pipeline_on_s3_equals_the_same_days_on_local_disk(
         ours = spark.read.format("delta").load(location)
         theirs = spark.read.parquet(str(tmp_path / "snap" / name))
         assert_df_equality(
-            _comparable(theirs), _comparable(ours), ignore_row_order=True, ignore_nullable=True,
+            comparable(theirs), comparable(ours), ignore_row_order=True, ignore_nullable=True,
             ignore_column_order=True,
         )  # fmt: skip
     assert sorted(snapshots) == sorted(tables)
@@ -267,7 +247,7 @@ def test_two_drivers_scd2_merges_on_s3_one_retries_and_both_land(
     mine = [r["version"] for r in reported if r["committed"]]
     assert mine and len(set(mine)) == len(mine) and set(mine) <= set(versions[2:]), reported
     _snapshot(s3_lake, tmp_path / "snap", target)
-    held = spark.read.parquet(str(tmp_path / "snap" / _flat(target))).select(*SCD2_COLUMNS)
+    held = spark.read.parquet(str(tmp_path / "snap" / flat(target))).select(*SCD2_COLUMNS)
     assert_df_equality(
         held, spark.createDataFrame(expected(FIRST, SECOND, THIRD), SCD2_TABLE),
         ignore_row_order=True, ignore_nullable=True,
@@ -348,7 +328,7 @@ def test_killed_file_ingest_on_s3_rerun_leaves_exact_bronze(
     rerun = s3_lake.run(*job, "--attempt", "2")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     _snapshot(s3_lake, tmp_path / "snap", table)
-    held = spark.read.parquet(str(tmp_path / "snap" / _flat(table)))
+    held = spark.read.parquet(str(tmp_path / "snap" / flat(table)))
     expected_frame = spark.createDataFrame(sorted(expected_rows(lines), key=str), RETURNS_SCHEMA)
     assert_df_equality(
         held.select(*expected_frame.columns), expected_frame,

@@ -1,8 +1,8 @@
 """The daily pipeline over generated days, and table snapshots, in a driver of their own.
 
-``python -m tests.support.lake_days run <result.json> --days N --scale X``
-    generates the sources (seed 42) and runs every daily job for each day, as the demo
-    does, on the lake the configuration names (``LAKEHOUSE__*``: local or S3);
+``python -m tests.support.lake_days run <result.json> --days N --scale X [--run-days M]``
+    generates the sources (seed 42) and runs every daily job for each day (the first M),
+    as the demo does, on the lake the configuration names (``LAKEHOUSE__*``: local or S3);
 ``python -m tests.support.lake_days snapshot <folder> [<location> ...]``
     writes each table (default: every Delta table of the lake) as Parquet under
     ``<folder>/<layer>.<table>``, so a test process without the S3 jars can compare it.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def main(argv: list[str]) -> int:
     run = commands.add_parser("run")
     run.add_argument("result", type=Path)
     run.add_argument("--days", type=int, default=2)
+    run.add_argument("--run-days", type=int, help="run the first N days only (default: all)")
     run.add_argument("--scale", type=float, default=0.05)
     run.add_argument("--seed", type=int, default=42)
     snap = commands.add_parser("snapshot")
@@ -75,7 +77,8 @@ def main(argv: list[str]) -> int:
     runs: list[dict[str, Any]] = []
     with local_sources(paths) as (simulator, crm_url):
         settings = with_source_options(settings, "crm", base_url=crm_url)
-        for day, summaries in run_days(settings, paths, params, simulator, spark):
+        ran = replace(params, days=args.run_days or params.days)
+        for day, summaries in run_days(settings, paths, ran, simulator, spark):
             for s in summaries:
                 runs.append(
                     {"job": s.job, "day": day.isoformat(), "status": s.status,

@@ -133,6 +133,28 @@ def s3_lake_world(aws: LocalAws, tmp_path: Path, prefix: str = "lakehouse-test")
     return S3LakeWorld(aws, lake, sources, environ)
 
 
+# Columns that differ between any two runs: wall-clock stamps; source file locations
+# are compared by file name (s3://landing/... vs a local folder).
+VOLATILE = ("_ingested_at", "_updated_at", "_quarantined_at")
+
+
+def comparable(frame: Any) -> Any:
+    """``frame`` without what differs between two equal runs (see :data:`VOLATILE`)."""
+    from pyspark.sql import functions as F
+
+    frame = frame.drop(*[c for c in VOLATILE if c in frame.columns])
+    if "_source_position" in frame.columns:
+        frame = frame.withColumn(
+            "_source_position", F.regexp_replace("_source_position", r"^.*/", "")
+        )
+    return frame
+
+
+def flat(location: str) -> str:
+    """The snapshot folder name of a location (``tests.support.lake_days snapshot``)."""
+    return location.replace("/", "_").replace(":", "_")
+
+
 def last_json_line(text: str) -> Any:
     """The last line of ``text`` that is a JSON document (a driver's result)."""
     for line in reversed(text.strip().splitlines()):
