@@ -128,6 +128,15 @@ _BACKOFF_IS_FLAG = (
 )
 
 
+def _no_provider_parent_injection() -> dict[str, Any]:
+    """No OpenLineage parent from the provider, where it has the switch.
+
+    Our runner parents the Spark listener under the job run (task -> job run -> Spark
+    application); the provider's own injection would flatten that.
+    """
+    return {"openlineage_inject_parent_job_info": False} if _PROVIDER_INJECTS_PARENT else {}
+
+
 def _task_retry_args(settings: Settings) -> dict[str, Any]:
     args = retry_args(settings)
     if _BACKOFF_IS_FLAG:
@@ -260,9 +269,7 @@ def job_task(settings: Settings, task: TaskSpec, *, dag_id: str) -> BaseOperator
         waiter_delay=settings.orchestration.waiter_delay_seconds,
         waiter_max_attempts=waiter_attempts(settings, task.timeout_minutes),
         region_name=emr.region,
-        # our runner parents the Spark listener under the job run itself (Airflow task ->
-        # job run -> Spark application); the provider's injection would flatten that
-        **({"openlineage_inject_parent_job_info": False} if _PROVIDER_INJECTS_PARENT else {}),
+        **_no_provider_parent_injection(),
         **common,
     )  # fmt: skip
 
