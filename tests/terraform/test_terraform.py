@@ -116,6 +116,9 @@ def test_dev_env_plans_applies_and_destroys_on_moto(
         from_yaml.emr.log_group,
         from_yaml.emr.region,
     )
+    # the venv archive is built for the application's architecture (lakehouse package)
+    assert from_terraform.emr.architecture == from_yaml.emr.architecture == "X86_64"
+    assert outputs["mwaa_bucket_name"]["value"] is None  # dev runs no MWAA
     app_id = from_terraform.emr.application_id
     assert app_id == outputs["emr_application_id"]["value"]
     _assert_platform(app_id, network)

@@ -27,3 +27,8 @@ output "lakehouse_env" {
   description = "LAKEHOUSE__* job configuration of this environment (terraform output -json lakehouse_env)."
   value       = module.platform.lakehouse_env
 }
+
+output "mwaa_bucket_name" {
+  description = "The MWAA environment's bucket (dags/, requirements.txt); null without MWAA."
+  value       = module.platform.mwaa_bucket_name
+}

@@ -56,6 +56,7 @@ output "lakehouse_env" {
   value = {
     LAKEHOUSE__ENV                              = var.env
     LAKEHOUSE__EMR__APPLICATION_ID              = module.emr.application_id
+    LAKEHOUSE__EMR__ARCHITECTURE                = var.emr_architecture
     LAKEHOUSE__EMR__EXECUTION_ROLE_ARN          = module.iam.job_role_arn
     LAKEHOUSE__EMR__REGION                      = local.region
     LAKEHOUSE__EMR__LOG_GROUP                   = module.monitoring.job_log_group_name
