@@ -39,18 +39,34 @@ resource "aws_vpc_security_group_egress_rule" "https" {
   cidr_ipv4         = "0.0.0.0/0"
 }
 
+# MWAA runs startup.sh before every Airflow component starts: the DAG files read their
+# environment (LAKEHOUSE_ENV, LAKEHOUSE__EMR__APPLICATION_ID, ...) from it.
+resource "aws_s3_object" "startup" {
+  bucket     = module.bucket.name
+  key        = "startup.sh"
+  kms_key_id = var.kms_key_arn
+  content = join("\n", concat(
+    ["#!/bin/sh", "# written by Terraform (terraform/modules/mwaa): do not edit"],
+    [for k in sort(keys(var.environment_variables)) : "export ${k}='${replace(var.environment_variables[k], "'", "'\\''")}'"],
+    [""],
+  ))
+  tags = var.tags
+}
+
 resource "aws_mwaa_environment" "this" {
-  name                  = var.name
-  airflow_version       = var.airflow_version
-  environment_class     = var.environment_class
-  min_workers           = var.min_workers
-  max_workers           = var.max_workers
-  execution_role_arn    = var.execution_role_arn
-  kms_key               = var.kms_key_arn
-  source_bucket_arn     = module.bucket.arn
-  dag_s3_path           = "dags/"
-  requirements_s3_path  = "requirements.txt"
-  webserver_access_mode = "PRIVATE_ONLY"
+  name                             = var.name
+  airflow_version                  = var.airflow_version
+  environment_class                = var.environment_class
+  min_workers                      = var.min_workers
+  max_workers                      = var.max_workers
+  execution_role_arn               = var.execution_role_arn
+  kms_key                          = var.kms_key_arn
+  source_bucket_arn                = module.bucket.arn
+  dag_s3_path                      = "dags/"
+  requirements_s3_path             = "requirements.txt"
+  startup_script_s3_path           = aws_s3_object.startup.key
+  startup_script_s3_object_version = aws_s3_object.startup.version_id
+  webserver_access_mode            = "PRIVATE_ONLY"
 
   airflow_configuration_options = {
     "core.default_timezone" = "utc"

@@ -124,4 +124,28 @@ module "mwaa" {
   max_workers        = var.mwaa_max_workers
   force_destroy      = var.force_destroy
   tags               = local.tags
+  # the DAG files' environment: which env they build, and its ids (outputs.tf)
+  environment_variables = merge({ LAKEHOUSE_ENV = var.env }, local.lakehouse_env)
+}
+
+# The job configuration of this environment as LAKEHOUSE__* variables (output
+# lakehouse_env; the MWAA workers' environment).
+locals {
+  lakehouse_env = {
+    LAKEHOUSE__ENV                              = var.env
+    LAKEHOUSE__EMR__APPLICATION_ID              = module.emr.application_id
+    LAKEHOUSE__EMR__ARCHITECTURE                = var.emr_architecture
+    LAKEHOUSE__EMR__EXECUTION_ROLE_ARN          = module.iam.job_role_arn
+    LAKEHOUSE__EMR__REGION                      = local.region
+    LAKEHOUSE__EMR__LOG_GROUP                   = module.monitoring.job_log_group_name
+    LAKEHOUSE__STORAGE__ROOT                    = "s3://${local.buckets["artifacts"]}/${var.ops_prefix}"
+    LAKEHOUSE__STORAGE__ARTIFACTS_URI           = "s3://${local.buckets["artifacts"]}/releases"
+    LAKEHOUSE__STORAGE__LAYERS__LANDING         = "s3://${local.buckets["landing"]}"
+    LAKEHOUSE__STORAGE__LAYERS__BRONZE          = "s3://${local.buckets["bronze"]}"
+    LAKEHOUSE__STORAGE__LAYERS__SILVER          = "s3://${local.buckets["silver"]}"
+    LAKEHOUSE__STORAGE__LAYERS__GOLD            = "s3://${local.buckets["gold"]}"
+    LAKEHOUSE__STORAGE__DELTA_LOG_TABLE         = module.delta_log_store.table_name
+    LAKEHOUSE__MONITORING__NAMESPACE            = var.metrics_namespace
+    LAKEHOUSE__ORCHESTRATION__FAILURE_TOPIC_ARN = module.monitoring.alarm_topic_arn
+  }
 }
