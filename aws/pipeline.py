@@ -71,8 +71,14 @@ def maintenance_plan(settings: Settings) -> list[TaskSpec]:
 
 def pools(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every pool the DAGs use, in ``airflow pools import`` form (one slot each)."""
+    # include_deferred: an EMR task waits deferred (in the triggerer) while its run
+    # writes the table; without it the slot would be free for a second writer meanwhile
     return {
-        task.pool: {"slots": 1, "description": f"one writer for the table {task.job} writes"}
+        task.pool: {
+            "slots": 1,
+            "description": f"one writer for the table {task.job} writes",
+            "include_deferred": True,
+        }
         for task in daily_plan(settings)
         if task.pool
     }

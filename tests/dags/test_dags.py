@@ -103,6 +103,8 @@ def test_one_writer_per_table_through_one_slot_pools(dagbag_for: Any) -> None:
     }
     assert set(pools(load_settings("dev", environ={}))) == {t.pool for t in writers}
     assert all(p["slots"] == 1 for p in pools(load_settings("dev", environ={})).values())
+    # the EMR tasks defer while their run writes: a deferred task keeps its slot
+    assert all(p["include_deferred"] for p in pools(load_settings("dev", environ={})).values())
 
 
 @pytest.mark.parametrize(
