@@ -126,8 +126,9 @@ postgres-bin:
 	else echo "PostgreSQL server binaries are needed for the JDBC tests: apt-get install postgresql" >&2; exit 1; fi
 
 # Two workers; long tests are scheduled first (tests/conftest.py). Tests marked
-# `extended` (further crash points of a kill test whose main case runs here) are left
-# to `make test-extended`, which CI runs after `make test`.
+# `extended` (further crash points of a kill test whose main case runs here, the lake on
+# S3, the emulated EMR runs, MWAA's Airflow) and the SCD2 property test are left to
+# `make test-extended`, which CI runs after `make test`.
 #
 # tests/terraform (fmt, validate, checkov, the dev env applied to moto) mostly waits on
 # the provider (S3 lifecycle settling) and uses little CPU: it runs beside the two Spark
@@ -136,14 +137,14 @@ TF_TEST_LOG := $(TOOLS)/terraform-tests.log
 
 pytest: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars checkov
 	@$(VENV)/bin/pytest -q tests/terraform > $(TF_TEST_LOG) 2>&1 & tf=$$!; \
-	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended" \
+	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended and not property" \
 	  --ignore=tests/terraform $(PYTEST_ARGS); main=$$?; \
 	wait $$tf; tf_rc=$$?; echo "--- tests/terraform (run alongside) ---"; cat $(TF_TEST_LOG); \
 	test $$main -eq 0 -a $$tf_rc -eq 0
 
 test: bootstrap lint typecheck pytest
 
-# The SCD2 property test with 60 random examples instead of make test's 6.
+# The SCD2 property test alone, at 60 random examples (make test-extended runs it too).
 test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 

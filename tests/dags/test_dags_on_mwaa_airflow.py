@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from aws.emr import client_token
-from jobs.main import main
+from aws.package import _uv, build_mwaa_bundle
 from tests.dags.conftest import gold_summary_written_by_the_job
 from tests.support.moto_server import ACCOUNT, REGION
 from tests.support.s3_lake import PROJECT_ROOT
@@ -37,10 +37,15 @@ def test_the_dags_run_on_mwaa_airflow_3_0_6_with_its_amazon_provider(
     assert MWAA_PYTHON.is_file(), "the MWAA Airflow venv is missing: make mwaa-airflow"
     client, app_id = emr_dev
     gold_summary_written_by_the_job(DAY)
-    # MWAA's bucket as `lakehouse package` builds it: the DAG files, our packages beside
-    artifact = tmp_path / "artifact"
-    assert main(["package", "--out", str(artifact)]) == 0
-    bundle = artifact / "mwaa"
+    # MWAA's bucket as `lakehouse package` builds it (its bundle step, from our wheel):
+    # the DAG files, our packages beside them
+    built = subprocess.run(
+        [_uv(), "build", "--wheel", "--out-dir", str(tmp_path / "wheel"), str(PROJECT_ROOT)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    bundle = tmp_path / "mwaa"
+    build_mwaa_bundle(next((tmp_path / "wheel").glob("lakehouse-*.whl")), bundle)
     requirements = (bundle / "requirements.txt").read_text().splitlines()
     assert requirements[0].endswith("/constraints-3.0.6/constraints-3.12.txt")
     assert "apache-airflow-providers-amazon[aiobotocore]==9.12.0" in requirements
