@@ -47,8 +47,17 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Long tests first: with ``-n 2`` no worker is left alone with one at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Long tests first, longest first: with ``-n 2`` no worker is left alone at the end.
+
+    ``@pytest.mark.weight(minutes)`` ranks the longest tests (measured, under ``-n 2``);
+    other slow tests follow, then the rest.
+    """
+
+    def rank(item: pytest.Item) -> tuple[bool, float]:
+        weight = item.get_closest_marker("weight")
+        return item.get_closest_marker("slow") is None, -(weight.args[0] if weight else 0)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,7 @@ def _snapshot(world: S3LakeWorld, folder: Path, *locations: str) -> dict[str, st
 # -- the daily pipeline on S3 ---------------------------------------------------------------
 
 
+@pytest.mark.weight(12)
 def test_daily_pipeline_on_s3_equals_the_same_days_on_local_disk(
     spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path
 ) -> None:
@@ -218,6 +219,7 @@ def test_two_drivers_same_bronze_batch_commit_once_per_round_the_other_conflicts
     assert_df_equality(held, expected, ignore_row_order=True)
 
 
+@pytest.mark.weight(4)
 def test_two_drivers_scd2_merges_on_s3_one_retries_and_both_land(
     spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path
 ) -> None:

@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
     run.add_argument("result", type=Path)
     run.add_argument("--days", type=int, default=2)
     run.add_argument("--run-days", type=int, help="run the first N days only (default: all)")
+    run.add_argument("--skip", default="", help="comma list of daily jobs not to run")
     run.add_argument("--scale", type=float, default=0.05)
     run.add_argument("--seed", type=int, default=42)
     snap = commands.add_parser("snapshot")
@@ -78,7 +79,8 @@ def main(argv: list[str]) -> int:
     with local_sources(paths) as (simulator, crm_url):
         settings = with_source_options(settings, "crm", base_url=crm_url)
         ran = replace(params, days=args.run_days or params.days)
-        for day, summaries in run_days(settings, paths, ran, simulator, spark):
+        skip = [job for job in args.skip.split(",") if job]
+        for day, summaries in run_days(settings, paths, ran, simulator, spark, skip):
             for s in summaries:
                 runs.append(
                     {"job": s.job, "day": day.isoformat(), "status": s.status,

@@ -334,6 +334,7 @@ def as_rows(events: list[Event]) -> list[Row]:
 
 
 @pytest.mark.slow
+@pytest.mark.weight(12)  # at 60 examples (make test-extended)
 @settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
