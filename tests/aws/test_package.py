@@ -89,7 +89,8 @@ def _assert_starts_on_the_image(archive: tarfile.TarFile, *, machine: int) -> No
     assert natives > 20  # numpy, pandas, pyarrow, pydantic-core ...: the check saw them
 
 
-@pytest.mark.slow  # ~12 s: wheels for aarch64 from uv's cache (PyPI on a fresh machine)
+@pytest.mark.slow
+@pytest.mark.extended  # ~20 s (make test's budget): wheels for aarch64 from uv's cache
 def test_the_arm64_archive_is_built_for_graviton_on_this_x86_machine(tmp_path: Path) -> None:
     # it cannot start here (no aarch64 machine or emulator): its files are checked instead
     out = tmp_path / "arm64"

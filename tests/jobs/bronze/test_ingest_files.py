@@ -143,7 +143,11 @@ def _parses(fields: list[str]) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "commits"),
-    [("mid_write", False), pytest.param("after_commit", True, marks=pytest.mark.extended)],
+    # both in make test-extended (make test's budget); the same kill on S3 runs there too
+    [
+        pytest.param("mid_write", False, marks=pytest.mark.extended),
+        pytest.param("after_commit", True, marks=pytest.mark.extended),
+    ],
 )
 def test_killed_file_ingest_rerun_leaves_exact_bronze(
     spark: SparkSession, settings: Settings, lake: LakePaths, fault: str, commits: bool
