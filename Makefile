@@ -19,7 +19,7 @@ S3_STAMP := $(S3_JARS)/.stamp
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark s3-jars test-property test-extended mwaa-airflow mwaa-lock
+.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark s3-jars test-property test-extended test-emr mwaa-airflow mwaa-lock
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -153,7 +153,13 @@ test-property: bootstrap
 # examples (one worker runs it while the other takes the extended tests).
 test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars mwaa-airflow
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q -n 2 --dist load --durations=15 \
-	  -m "extended or property" $(PYTEST_ARGS)
+	  -m "(extended or property) and not emr_chain" $(PYTEST_ARGS)
+
+# The daily chain on the emulated EMR Serverless (runtime_check by lakehouse submit,
+# Bronze -> Silver -> Gold by the DAG's tasks; ~13 min). Not yet in CI: it joins
+# test-extended once its cost fits the 45-minute budget (issue 16).
+test-emr: bootstrap s3-jars openlineage-spark
+	$(VENV)/bin/pytest -q -s -m emr_chain tests/dags/test_dag_on_emr_emulator.py $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)

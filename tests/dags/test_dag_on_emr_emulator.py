@@ -76,7 +76,11 @@ def _timed(step: str, times: dict[str, float], started: float) -> None:
 
 @pytest.mark.slow
 @pytest.mark.weight(13)
-@pytest.mark.extended  # a seeded day, four EMR runs, the same chain locally
+@pytest.mark.extended
+# ~13 worker-minutes (a seeded day, four EMR runs, the same chain locally): run by
+# `make test-emr`, not yet by make test-extended, until its cost fits CI's 45-minute
+# budget (issue 16 stays open for that)
+@pytest.mark.emr_chain
 @pytest.mark.usefixtures("airflow_db")
 def test_jobs_run_on_the_emulated_emr_image_from_submit_and_from_the_daily_dag(
     emulated_aws: LocalAws,

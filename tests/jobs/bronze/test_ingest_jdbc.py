@@ -196,7 +196,11 @@ def _cli(world: OpdbWorld, day: int, fault: str | None) -> subprocess.CompletedP
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "commits"),
-    [("mid_write", False), pytest.param("after_commit", True, marks=pytest.mark.extended)],
+    # both in make test-extended (make test's budget)
+    [
+        pytest.param("mid_write", False, marks=pytest.mark.extended),
+        pytest.param("after_commit", True, marks=pytest.mark.extended),
+    ],
 )
 def test_killed_ingest_rerun_leaves_exact_bronze(
     spark: SparkSession, opdb: OpdbWorld, fault: str, commits: bool
