@@ -148,11 +148,11 @@ test: bootstrap lint typecheck pytest
 test-property: bootstrap
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q tests/jobs/silver/test_scd2.py -k batch_invariant
 
-# What make test leaves out: extended crash points, the lake on S3, the jobs on the
-# emulated EMR Serverless, the DAGs on MWAA's Airflow, and the property test at 60
-# examples (one worker runs it while the other takes the extended tests).
+# What make test leaves out: extended crash points, the lake on S3, the DAGs on MWAA's
+# Airflow, and the property test at 60 examples. worksteal: with load, xdist hands each
+# worker two tests at first, and the two 12-minute tests queued on one worker.
 test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars mwaa-airflow
-	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q -n 2 --dist load --durations=15 \
+	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=15 \
 	  -m "(extended or property) and not emr_chain" $(PYTEST_ARGS)
 
 # The daily chain on the emulated EMR Serverless (runtime_check by lakehouse submit,
