@@ -200,8 +200,17 @@ def lake_environ(
 
 def _client_files(aws: LocalAws, region: str) -> Path:
     """Write the SDK v1 region metadata and signing override; return the classpath folder."""
-    host = aws.dynamodb_endpoint.removeprefix("https://")
-    (aws.folder / "regions.xml").write_text(
+    return write_client_files(aws.folder, aws.dynamodb_endpoint, region)
+
+
+def write_client_files(folder: Path, dynamodb_endpoint: str, region: str) -> Path:
+    """``<folder>/regions.xml`` and ``<folder>/classpath/awssdk_config_override.json``.
+
+    What the SDK v1 client of the log store needs to reach ``dynamodb_endpoint`` (see
+    the module docstring); returns the classpath folder.
+    """
+    host = dynamodb_endpoint.removeprefix("https://")
+    (folder / "regions.xml").write_text(
         "<XmlFile><Regions><Region>"
         f"<Name>{region}</Name><Domain>amazonaws.com</Domain>"
         "<Endpoint><ServiceName>dynamodb</ServiceName>"
@@ -209,7 +218,7 @@ def _client_files(aws: LocalAws, region: str) -> Path:
         "</Region></Regions></XmlFile>\n",
         encoding="utf-8",
     )
-    classpath = aws.folder / "classpath"
+    classpath = folder / "classpath"
     classpath.mkdir(exist_ok=True)
     override = {
         "hostRegexToRegionMappings": [{"hostNameRegex": r"127\.0\.0\.1", "regionName": region}]

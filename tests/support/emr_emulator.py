@@ -256,6 +256,7 @@ def prepare_image(folder: Path, aws: dict[str, str]) -> Image:
     import pyspark
 
     from jobs.common.jars import s3_jars
+    from jobs.datagen.local_aws import write_client_files
 
     region = aws["region"]
     delta, s3a, conf = folder / "delta-lib", folder / "s3a", folder / "spark-conf"
@@ -273,17 +274,11 @@ def prepare_image(folder: Path, aws: dict[str, str]) -> Image:
     for jar in s3_jars(PROJECT_ROOT):
         if jar not in shared:
             shutil.copyfile(jar, s3a / "lib" / jar.name)
-    host = aws["dynamodb_endpoint"].removeprefix("https://")
-    (conf / "regions.xml").write_text(
-        "<XmlFile><Regions><Region>"
-        f"<Name>{region}</Name><Domain>amazonaws.com</Domain>"
-        "<Endpoint><ServiceName>dynamodb</ServiceName>"
-        f"<Http>false</Http><Https>true</Https><Hostname>{host}</Hostname></Endpoint>"
-        "</Region></Regions></XmlFile>\n"
-    )
-    override = {"hostRegexToRegionMappings": [{"hostNameRegex": r"127\.0\.0\.1",
-                                               "regionName": region}]}  # fmt: skip
-    (s3a / "conf" / "awssdk_config_override.json").write_text(json.dumps(override))
+    # the log store's SDK v1 client: region metadata and signing override, as locally
+    client = write_client_files(folder, aws["dynamodb_endpoint"], region)
+    shutil.copyfile(folder / "regions.xml", conf / "regions.xml")
+    shutil.copyfile(client / "awssdk_config_override.json",
+                    s3a / "conf" / "awssdk_config_override.json")  # fmt: skip
     classpath = f"{S3A_HOME}/lib/*:{S3A_HOME}/conf"
     defaults = {
         "spark.driver.extraClassPath": classpath,
