@@ -153,13 +153,12 @@ test-property: bootstrap
 # worker two tests at first, and the two 12-minute tests queued on one worker.
 test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars mwaa-airflow
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=15 \
-	  -m "(extended or property) and not emr_chain" $(PYTEST_ARGS)
+	  -m "extended or property" $(PYTEST_ARGS)
 
-# The daily chain on the emulated EMR Serverless (runtime_check by lakehouse submit,
-# Bronze -> Silver -> Gold by the DAG's tasks; ~13 min). Not yet in CI: it joins
-# test-extended once its cost fits the 45-minute budget (issue 16).
+# The jobs on the emulated EMR Serverless alone (make test-extended runs them too): two
+# days on S3 with day 2's FX chain on the image, and what the image shows a job.
 test-emr: bootstrap s3-jars openlineage-spark
-	$(VENV)/bin/pytest -q -s -m emr_chain tests/dags/test_dag_on_emr_emulator.py $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -s -m "extended or not extended" tests/dags/test_dag_on_emr_emulator.py $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)

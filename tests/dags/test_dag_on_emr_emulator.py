@@ -1,11 +1,12 @@
 """The jobs as EMR Serverless runs them: the emulated StartJobRun (tests/support/emr_emulator).
 
 The artifact is built and uploaded by ``lakehouse package --upload dev``; the lake is
-dev's (``lakehouse-dev-*`` buckets, the DynamoDB log store) on moto. Day 1 is seeded
-by a local driver; day 2's Bronze -> Silver -> Gold chain for FX rates is started by
-the real ``lakehouse_daily`` task code (``dag.test()``) and ``runtime_check`` by
-``lakehouse submit``: each request runs on the emulated emr-spark-8.2.0 image. The
-tables it leaves equal those a local driver writes from the same lake (a copy).
+dev's (``lakehouse-dev-*`` buckets, the DynamoDB log store) on moto. Day 1 and most of
+day 2 are run by a local driver on those buckets; day 2's Bronze -> Silver -> Gold chain
+for FX rates is started by the real ``lakehouse_daily`` task code (``dag.test()``) and
+``runtime_check`` by ``lakehouse submit``: each request runs on the emulated
+emr-spark-8.2.0 image. Every table then equals the one a twin driver writes running the
+same two days on local disk (one test: the two-day lake on S3 is the costly part).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from jobs.datagen.local_aws import LocalAws, S3Lake, create_lake, lake_environ, running_local_aws
+from jobs.datagen.local_aws import LocalAws, running_local_aws
 from tests.support.emr_emulator import PLUGIN
 from tests.support.moto_server import ACCOUNT
+from tests.support.openlineage_schema import validation_errors
 from tests.support.s3_lake import (
     PROJECT_ROOT,
     S3LakeWorld,
     comparable,
-    flat,
+    last_json_line,
     s3_lake_world,
 )
 
@@ -61,38 +63,30 @@ def _dev_environ(world: S3LakeWorld, application_id: str) -> dict[str, str]:
     }
 
 
-def _copy_lake(world: S3LakeWorld, source: S3Lake, target: S3Lake) -> None:
-    s3 = world.client("s3")
-    for role, bucket in source.buckets.items():
-        for key in world.keys(f"s3://{bucket}/"):
-            s3.copy_object(
-                Bucket=target.buckets[role], Key=key, CopySource={"Bucket": bucket, "Key": key}
-            )
-
-
 def _timed(step: str, times: dict[str, float], started: float) -> None:
     times[step] = round(time.monotonic() - started, 1)
 
 
 @pytest.mark.slow
-@pytest.mark.weight(13)
+@pytest.mark.weight(20)
 @pytest.mark.extended
-# ~13 worker-minutes (a seeded day, four EMR runs, the same chain locally): run by
-# `make test-emr`, not yet by make test-extended, until its cost fits CI's 45-minute
-# budget (issue 16 stays open for that)
-@pytest.mark.emr_chain
 @pytest.mark.usefixtures("airflow_db")
-def test_jobs_run_on_the_emulated_emr_image_from_submit_and_from_the_daily_dag(
+def test_two_days_on_s3_equal_local_disk_with_day_2s_fx_chain_run_on_the_emulated_emr(
     emulated_aws: LocalAws,
     tmp_path: Path,
     dagbag_for: Any,
     monkeypatch: pytest.MonkeyPatch,
     spark: SparkSession,
 ) -> None:
+    """The daily pipeline on S3 (dev's buckets, the DynamoDB log store) for two days.
+
+    Every job of day 1, and day 2's jobs but the FX chain, by a local driver; day 2's
+    ``runtime_check`` by ``lakehouse submit`` and its Bronze -> Silver -> Gold FX chain
+    by the daily DAG's own tasks, each run on the emulated emr-spark-8.2.0 image. A
+    twin driver runs the same two days on local disk: every table equals its twin.
+    """
     times: dict[str, float] = {}
     world = s3_lake_world(emulated_aws, tmp_path, prefix="lakehouse-dev")
-    reference = S3Lake("lakehouse-ref")
-    create_lake(emulated_aws, reference)
     emr = world.client("emr-serverless")
     app_id = emr.create_application(
         name="lakehouse-dev", releaseLabel="emr-spark-8.2.0", type="SPARK", architecture="X86_64"
@@ -104,29 +98,26 @@ def test_jobs_run_on_the_emulated_emr_image_from_submit_and_from_the_daily_dag(
             monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
 
-    # the release, built for the application's platform and uploaded as an operator does
+    # the twin: both days on local disk, alongside
     started = time.monotonic()
+    days = ["--days", "2", "--scale", "0.05"]
+    twin = world.spawn("tests.support.lake_days", "run", str(tmp_path / "local.json"), *days,
+                       environ=world.local_environ(tmp_path / "local_home"))  # fmt: skip
+    # the release, built for the application's platform and uploaded as an operator does
     built = world.run("jobs.main", "package", "--out", str(tmp_path / "artifact"),
                       "--upload", "dev", environ=dev)  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
     _timed("package", times, started)
-
-    # day 1 by a local driver on the same buckets; day 2's FX file where dev reads it
-    started = time.monotonic()
-    home = {"LAKEHOUSE_HOME": str(tmp_path / "seed_home")}
-    # (not the tables day 2 does not read: Gold, and products)
-    unread = "gold.customer_360,silver.dim_product,bronze.opdb_products"
-    seeded = world.run("tests.support.lake_days", "run", str(tmp_path / "seed.json"),
-                       "--days", "2", "--run-days", "1", "--scale", "0.05", "--skip", unread,
-                       extra=home, timeout=900)  # fmt: skip
-    assert seeded.returncode == 0, seeded.stderr[-3000:]
-    _timed("seed day 1 (local driver)", times, started)
+    on_s3 = world.run("tests.support.lake_days", "run", str(tmp_path / "s3.json"), *days,
+                      "--last-day-skip", ",".join(CHAIN), timeout=1500,
+                      extra={"LAKEHOUSE_HOME": str(tmp_path / "s3_home")})  # fmt: skip
+    assert on_s3.returncode == 0, on_s3.stderr[-3000:]
+    _timed("two days on S3 by a local driver (day 2 without the FX chain)", times, started)
     s3 = world.client("s3")
-    for day in (SEEDED, DAY):
+    for day in (SEEDED, DAY):  # the FX files where dev reads them
         name = f"fx/rates/{day.isoformat()}.json"
         s3.upload_file(str(world.sources / name), world.lake.buckets["artifacts"],
                        f"ops/sources/{name}")  # fmt: skip
-    _copy_lake(world, world.lake, reference)
 
     # lakehouse submit runtime_check: the request runs on the image and succeeds
     started = time.monotonic()
@@ -158,39 +149,65 @@ def test_jobs_run_on_the_emulated_emr_image_from_submit_and_from_the_daily_dag(
         times[f"emr run {name}"] = outcomes[job_run["id"]]["seconds"]
         _assert_logs_where_the_request_says(world, detail, app_id)
 
-    # what the jobs wrote: the runtime check's row, run summaries under dev's ops prefix
-    ops = world.keys(f"{world.lake.root}/runs/")
+    # what the jobs on EMR wrote: the runtime check's row, run summaries under dev's ops
+    ops = world.keys(f"{world.lake.root}/")
+    bucket = world.lake.buckets["artifacts"]
+    summaries = {}
     for job in ("runtime_check", *CHAIN):
         key = f"ops/runs/{job}__{DAY}__a1/summary.json"
-        assert key in ops
-        summary = json.loads(
-            s3.get_object(Bucket=world.lake.buckets["artifacts"], Key=key)["Body"].read()
-        )
-        assert summary["status"] == "SUCCEEDED"
-        assert summary["env"] == "dev"
+        summaries[job] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert (summaries[job]["status"], summaries[job]["env"]) == ("SUCCEEDED", "dev"), key
+    gold_output = summaries["gold.customer_360"]["outputs"][0]
+    assert gold_output["location"] == "s3://lakehouse-dev-gold/customer_360"
 
-    # the same jobs by a local driver on the copy: every table they wrote is equal
+    # every table, quarantine and control table is on S3, and equals its local twin
     started = time.monotonic()
-    ref_environ = {**world.environ, **lake_environ(emulated_aws, reference,
-                                                   sources=str(world.sources))}  # fmt: skip
-    replayed = world.run("jobs.main", "backfill", "--env", "local", "--from", DAY.isoformat(),
-                         "--to", DAY.isoformat(), "--jobs", ",".join(CHAIN),
-                         environ={**ref_environ, "LAKEHOUSE_HOME": str(tmp_path / "ref_home")},
-                         timeout=900)  # fmt: skip
-    assert replayed.returncode == 0, replayed.stderr[-3000:]
-    _timed("reference: the chain by a local driver", times, started)
-    tables = [f"s3://{lake.buckets[layer]}/{name}" for lake in (world.lake, reference)
-              for layer, name in (("bronze", "fx_rates"), ("silver", "fx_rates"),
-                                  ("gold", "customer_360"))]  # fmt: skip
-    taken = world.run("tests.support.lake_days", "snapshot", str(tmp_path / "snap"), *tables,
+    _, twin_err = twin.communicate(timeout=1500)
+    assert twin.returncode == 0, twin_err[-3000:]
+    s3_result = json.loads((tmp_path / "s3.json").read_text())
+    local_result = json.loads((tmp_path / "local.json").read_text())
+    assert [r["status"] for r in s3_result["runs"]] == ["SUCCEEDED"] * 27  # 15 + 15 - 3
+    tables = s3_result["tables"]
+    assert sorted(tables) == sorted(local_result["tables"])
+    assert {"gold.customer_360", "_control.silver_progress"} <= set(tables)
+    assert any(name.startswith("_quarantine.") for name in tables)
+    assert all(location.startswith("s3://lakehouse-dev-") for location in tables.values())
+    taken = world.run("tests.support.lake_days", "snapshot", str(tmp_path / "snap"),
                       extra={"LAKEHOUSE_HOME": str(tmp_path / "snap_home")})  # fmt: skip
     assert taken.returncode == 0, taken.stderr[-3000:]
-    for ours, theirs in zip(tables[:3], tables[3:], strict=True):
-        on_emr = spark.read.parquet(str(tmp_path / "snap" / flat(ours)))
-        local = spark.read.parquet(str(tmp_path / "snap" / flat(theirs)))
-        assert on_emr.count() > 0, ours
-        assert_df_equality(comparable(on_emr), comparable(local), ignore_row_order=True,
+    # (and the runtime check's own table, which the twin does not run)
+    snapped = last_json_line(taken.stdout)["tables"]
+    assert sorted(snapped) == sorted([*tables, "_control.runtime_check"])
+    for name, location in local_result["tables"].items():
+        ours = spark.read.format("delta").load(location)
+        theirs = spark.read.parquet(str(tmp_path / "snap" / name))
+        if name in CHAIN:
+            assert theirs.count() > 0, name
+        assert_df_equality(comparable(theirs), comparable(ours), ignore_row_order=True,
                            ignore_nullable=True, ignore_column_order=True)  # fmt: skip
+    _timed("snapshot and compare", times, started)
+
+    # the local driver's run summaries and lineage under the S3 ops prefix, none on disk
+    for run_record in s3_result["runs"]:
+        assert f"ops/runs/{run_record['run_id']}/summary.json" in ops
+        events = [k for k in ops if k.startswith(f"ops/lineage/{run_record['run_id']}/")]
+        assert [k.rsplit("-", 1)[1] for k in events] == ["START.json", "COMPLETE.json"], events
+    lineage_key = next(k for k in ops if k.startswith("ops/lineage/gold.customer_360__"))
+    body = s3.get_object(Bucket=bucket, Key=lineage_key)["Body"].read()
+    assert validation_errors(json.loads(body)) == []
+    s3_home = tmp_path / "s3_home"
+    assert not any(p.name in ("runs", "lineage", "lake") for p in s3_home.rglob("*"))
+    assert not list(Path.cwd().glob("s3*:"))  # no folder named after a scheme
+
+    # one complete log-store entry per commit file, keyed by the s3:// table path, from
+    # both drivers (the local one and EMR's)
+    entries = world.log_entries()
+    assert entries and all(e["complete"] == "true" for e in entries)
+    assert {e["tablePath"].split("://")[0] for e in entries} == {"s3"}
+    gold = tables["gold.customer_360"]
+    assert sorted(int(e["fileName"][:20]) for e in entries if e["tablePath"] == gold) == (
+        world.commit_files(gold)
+    )
     print(json.dumps(times, indent=2))  # the figures of docs/architecture.md (-s shows them)
 
 

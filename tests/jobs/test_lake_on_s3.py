@@ -24,8 +24,7 @@ from tests.jobs.bronze.test_ingest_files import SCHEMA as RETURNS_SCHEMA
 from tests.jobs.bronze.test_ingest_files import expected_rows
 from tests.jobs.silver.test_scd2 import TABLE as SCD2_TABLE
 from tests.jobs.silver.test_scd2_reliability import FIRST, SECOND, THIRD, expected
-from tests.support.openlineage_schema import validation_errors
-from tests.support.s3_lake import S3LakeWorld, comparable, flat, last_json_line
+from tests.support.s3_lake import S3LakeWorld, flat, last_json_line
 
 # Each test starts several Spark drivers (~15 s each on 2 cores): make test-extended.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.extended]
@@ -42,73 +41,9 @@ def _snapshot(world: S3LakeWorld, folder: Path, *locations: str) -> dict[str, st
     return dict(last_json_line(done.stdout)["tables"])
 
 
-# -- the daily pipeline on S3 ---------------------------------------------------------------
-
-
-@pytest.mark.weight(12)
-def test_daily_pipeline_on_s3_equals_the_same_days_on_local_disk(
-    spark: SparkSession, s3_lake: S3LakeWorld, tmp_path: Path
-) -> None:
-    days = ["--days", "2", "--scale", "0.05"]
-    local = s3_lake.spawn(
-        "tests.support.lake_days", "run", str(tmp_path / "local.json"), *days,
-        environ=s3_lake.local_environ(tmp_path / "local_home"),
-    )  # fmt: skip
-    on_s3 = s3_lake.run(
-        "tests.support.lake_days", "run", str(tmp_path / "s3.json"), *days,
-        extra={"LAKEHOUSE_HOME": str(tmp_path / "s3_home")}, timeout=1500,
-    )  # fmt: skip
-    _, local_err = local.communicate(timeout=1500)
-    assert local.returncode == 0, local_err[-3000:]
-    assert on_s3.returncode == 0, on_s3.stderr[-3000:]
-    s3_result = json.loads((tmp_path / "s3.json").read_text())
-    local_result = json.loads((tmp_path / "local.json").read_text())
-    assert [r["status"] for r in s3_result["runs"]] == ["SUCCEEDED"] * 30  # 15 jobs x 2 days
-
-    # every table, quarantine and control table is on S3, and equals the local one
-    tables = s3_result["tables"]
-    assert sorted(tables) == sorted(local_result["tables"])
-    assert {"gold.customer_360", "_control.silver_progress"} <= set(tables)
-    assert any(name.startswith("_quarantine.") for name in tables)
-    assert all(location.startswith("s3://lakehouse-test-") for location in tables.values())
-    snapshots = _snapshot(s3_lake, tmp_path / "snap")
-    for name, location in local_result["tables"].items():
-        ours = spark.read.format("delta").load(location)
-        theirs = spark.read.parquet(str(tmp_path / "snap" / name))
-        assert_df_equality(
-            comparable(theirs), comparable(ours), ignore_row_order=True, ignore_nullable=True,
-            ignore_column_order=True,
-        )  # fmt: skip
-    assert sorted(snapshots) == sorted(tables)
-
-    # run summaries and lineage under the S3 ops prefix, none on local disk
-    ops = s3_lake.keys(f"{s3_lake.lake.root}/")
-    for run in s3_result["runs"]:
-        assert f"ops/runs/{run['run_id']}/summary.json" in ops
-        events = [k for k in ops if k.startswith(f"ops/lineage/{run['run_id']}/")]
-        assert [k.rsplit("-", 1)[1] for k in events] == ["START.json", "COMPLETE.json"], events
-    lineage_key = next(k for k in ops if k.startswith("ops/lineage/gold.customer_360__"))
-    bucket = s3_lake.lake.buckets["artifacts"]
-    body = s3_lake.client("s3").get_object(Bucket=bucket, Key=lineage_key)["Body"].read()
-    assert validation_errors(json.loads(body)) == []
-    summary_key = "ops/runs/gold.customer_360__2026-01-02__a1/summary.json"
-    summary = json.loads(
-        s3_lake.client("s3").get_object(Bucket=bucket, Key=summary_key)["Body"].read()
-    )
-    assert summary["status"] == "SUCCEEDED"
-    assert summary["outputs"][0]["location"] == "s3://lakehouse-test-gold/customer_360"
-    s3_home = tmp_path / "s3_home"
-    assert not any(p.name in ("runs", "lineage", "lake") for p in s3_home.rglob("*"))
-    assert not list(Path.cwd().glob("s3*:"))  # no folder named after a scheme
-
-    # one complete log-store entry per commit file, keyed by the s3:// table path
-    entries = s3_lake.log_entries()
-    assert entries and all(e["complete"] == "true" for e in entries)
-    assert {e["tablePath"].split("://")[0] for e in entries} == {"s3"}
-    gold = tables["gold.customer_360"]
-    assert sorted(int(e["fileName"][:20]) for e in entries if e["tablePath"] == gold) == (
-        s3_lake.commit_files(gold)
-    )
+# The daily pipeline on S3 (two days, every table equal to a twin on local disk) is
+# tests/dags/test_dag_on_emr_emulator.py: its second day's FX chain runs on the emulated
+# EMR Serverless, so the costly two-day lake serves both proofs.
 
 
 # -- two drivers, one table -----------------------------------------------------------------

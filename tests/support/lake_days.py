@@ -1,6 +1,7 @@
 """The daily pipeline over generated days, and table snapshots, in a driver of their own.
 
-``python -m tests.support.lake_days run <result.json> --days N --scale X [--run-days M]``
+``python -m tests.support.lake_days run <result.json> --days N --scale X [--run-days M]
+[--skip jobs] [--last-day-skip jobs]``
     generates the sources (seed 42) and runs every daily job for each day (the first M),
     as the demo does, on the lake the configuration names (``LAKEHOUSE__*``: local or S3);
 ``python -m tests.support.lake_days snapshot <folder> [<location> ...]``
@@ -51,6 +52,7 @@ def main(argv: list[str]) -> int:
     run.add_argument("--days", type=int, default=2)
     run.add_argument("--run-days", type=int, help="run the first N days only (default: all)")
     run.add_argument("--skip", default="", help="comma list of daily jobs not to run")
+    run.add_argument("--last-day-skip", default="", help="... not to run on the last day")
     run.add_argument("--scale", type=float, default=0.05)
     run.add_argument("--seed", type=int, default=42)
     snap = commands.add_parser("snapshot")
@@ -79,8 +81,10 @@ def main(argv: list[str]) -> int:
     with local_sources(paths) as (simulator, crm_url):
         settings = with_source_options(settings, "crm", base_url=crm_url)
         ran = replace(params, days=args.run_days or params.days)
-        skip = [job for job in args.skip.split(",") if job]
-        for day, summaries in run_days(settings, paths, ran, simulator, spark, skip):
+        skip, last_day_skip = ([job for job in jobs.split(",") if job]
+                               for jobs in (args.skip, args.last_day_skip))  # fmt: skip
+        days = run_days(settings, paths, ran, simulator, spark, skip, last_day_skip)
+        for day, summaries in days:
             for s in summaries:
                 runs.append(
                     {"job": s.job, "day": day.isoformat(), "status": s.status,
