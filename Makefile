@@ -158,7 +158,7 @@ test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars mwa
 # The jobs on the emulated EMR Serverless alone (make test-extended runs them too): two
 # days on S3 with day 2's FX chain on the image, and what the image shows a job.
 test-emr: bootstrap s3-jars openlineage-spark
-	$(VENV)/bin/pytest -q -s -m "extended or not extended" tests/dags/test_dag_on_emr_emulator.py $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -s tests/dags/test_dag_on_emr_emulator.py $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)

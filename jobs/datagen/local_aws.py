@@ -165,7 +165,7 @@ def lake_environ(
         MissingJarError: the S3 jars are not fetched, or the log store's jar is missing.
     """
     jars = s3_jars(PROJECT_ROOT) if jars is None else jars
-    classpath = _client_files(aws, lake.region)
+    classpath = write_client_files(aws.folder, aws.dynamodb_endpoint, lake.region)
     layers: dict[str, str] = dict(lake.layers)
     if sources:
         layers["sources"] = sources
@@ -196,11 +196,6 @@ def lake_environ(
         "LAKEHOUSE__EMR__REGION": lake.region,
         "LAKEHOUSE__SPARK__EXTRA_CONF": json.dumps(conf),
     }
-
-
-def _client_files(aws: LocalAws, region: str) -> Path:
-    """Write the SDK v1 region metadata and signing override; return the classpath folder."""
-    return write_client_files(aws.folder, aws.dynamodb_endpoint, region)
 
 
 def write_client_files(folder: Path, dynamodb_endpoint: str, region: str) -> Path:

@@ -90,7 +90,7 @@ def test_two_concurrent_apply_changes_conflict_retry_and_both_land(
     monkeypatch.setattr(logging.getLogger("jobs"), "propagate", True)  # to caplog
     with caplog.at_level(logging.WARNING, logger="jobs.silver.scd2"):
         apply(spark, target, THIRD)
-    _, err = racer.communicate(timeout=300)
+    _, err = racer.communicate(timeout=600)
     assert racer.returncode == 0, err[-3000:]
     assert "concurrent write to" in caplog.text + err  # one lost and retried
     assert_table(spark, target, expected(FIRST, SECOND, THIRD))
