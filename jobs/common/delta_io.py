@@ -283,17 +283,25 @@ def _committed(spark: SparkSession, location: str, token: str, after: int = -1) 
 
 def last_user_metadata(spark: SparkSession, location: str, key: str) -> Any:
     """``key`` of the newest commit whose JSON userMetadata has it, else None."""
+    return versioned_user_metadata(spark, location, key)[1]
+
+
+def versioned_user_metadata(spark: SparkSession, location: str, key: str) -> tuple[int, Any]:
+    """The table's latest version and :func:`last_user_metadata` of ``key``, in one read."""
     from delta.tables import DeltaTable
 
-    rows = DeltaTable.forPath(spark, location).history(50).select("userMetadata").collect()
-    for (text,) in rows:
+    rows = (
+        DeltaTable.forPath(spark, location).history(50).select("version", "userMetadata").collect()
+    )
+    latest = int(rows[0]["version"])
+    for _, text in rows:
         try:
             found = json.loads(text) if text else None
         except ValueError:
             continue
         if isinstance(found, dict) and key in found:
-            return found[key]
-    return None
+            return latest, found[key]
+    return latest, None
 
 
 def insert_new(
@@ -310,15 +318,31 @@ def insert_new(
     A MERGE rather than an append, so two concurrent writers conflict instead of both
     inserting the same rows.
     """
-    from delta.tables import DeltaTable
-
     create_if_absent(spark, location, rows.schema, properties=properties)
     stored = read_table(spark, location).select(*match)
     fresh = rows.join(stored, on=[rows[c].eqNullSafe(stored[c]) for c in match], how="left_anti")
     if fresh.isEmpty():
         return CommitInfo(current_version(spark, location), "NONE", {})
+    return merge_insert(spark, fresh, location, match=match, merge_schema=merge_schema)
+
+
+def merge_insert(
+    spark: SparkSession,
+    rows: DataFrame,
+    location: str,
+    *,
+    match: Sequence[str],
+    merge_schema: bool = False,
+) -> CommitInfo:
+    """MERGE-insert ``rows`` whose ``match`` columns the table lacks; one commit, always.
+
+    For rows already known to be new (checked against a snapshot by the caller): no
+    second look at the table, and a concurrent insert of the same rows still conflicts.
+    """
+    from delta.tables import DeltaTable
+
     condition = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in match)
-    builder = DeltaTable.forPath(spark, location).alias("t").merge(fresh.alias("s"), condition)
+    builder = DeltaTable.forPath(spark, location).alias("t").merge(rows.alias("s"), condition)
     if merge_schema:
         builder = builder.withSchemaEvolution()
     with commit_metadata(spark, None) as token:

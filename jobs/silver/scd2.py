@@ -499,16 +499,20 @@ def _apply_once(
     delta_io.create_if_absent(
         spark, tables.target, empty_history.schema, properties=TARGET_PROPERTIES
     )
-    applied = _applied_log_version(spark, tables.target)
+    target_version, applied = _applied_log_version(spark, tables.target)
     log_before = delta_io.current_version(spark, tables.events)
     slot = [*spec.keys, SEQ]
     logged = delta_io.read_table(spark, tables.events, version=log_before).select(*slot, EVENT_HASH)
     classified = events.transform(classify_events(spec, logged)).cache()
     try:
-        counts = {
-            r[STATUS]: int(r["n"])
-            for r in classified.groupBy(STATUS).agg(F.count("*").alias("n")).collect()
+        key = F.struct(*[F.col(f"`{k}`") for k in spec.keys])
+        tally = {
+            r[STATUS]: (int(r["n"]), int(r["keys"]))
+            for r in classified.groupBy(STATUS)
+            .agg(F.count("*").alias("n"), F.count_distinct(key).alias("keys"))
+            .collect()
         }
+        counts = {status: n for status, (n, _) in tally.items()}
         rows_in, events_new = sum(counts.values()), counts.get(NEW, 0)
         rows_quarantined = counts.get(REJECTED, 0)
         if rows_quarantined:
@@ -524,15 +528,21 @@ def _apply_once(
                 match=[RECORD, REASON],
             )
         new_events = classified.where(F.col(STATUS) == NEW).drop(RECORD, REASON, STATUS)
-        if events_new:
-            delta_io.insert_new(spark, new_events, tables.events, match=slot, merge_schema=True)
+        log_version = log_before
+        if events_new:  # classified against log_before: no second look at the log
+            log_version = delta_io.merge_insert(
+                spark, new_events, tables.events, match=slot, merge_schema=True
+            ).version
         crash_point("after_log_commit")
-        log_version = delta_io.current_version(spark, tables.events)
         if applied >= log_before:  # the target reflected the log: only this batch's keys
-            arrived = new_events
+            arrived = Arrived(new_events, tally.get(NEW, (0, 0))[1])
         else:  # an earlier run stopped between its two commits: its keys too
-            arrived = delta_io.read_inserts_since(spark, tables.events, applied + 1, log_version)
-        result = _refresh_target(spark, spec, tables, arrived, log_version, applied)
+            arrived = Arrived(
+                delta_io.read_inserts_since(spark, tables.events, applied + 1, log_version)
+            )
+        result = _refresh_target(
+            spark, spec, tables, arrived, (applied, log_version), target_version
+        )
         return ApplyChangesResult(
             rows_in=rows_in,
             events_new=events_new,
@@ -544,21 +554,37 @@ def _apply_once(
         classified.unpersist()
 
 
-def _applied_log_version(spark: SparkSession, target: str) -> int:
-    progress = delta_io.last_user_metadata(spark, target, APPLIED_KEY)
-    return int(progress) if progress is not None else -1
+@dataclass(frozen=True)
+class Arrived:
+    """Events whose keys the target must recompute, and how many keys (None: unknown)."""
+
+    events: DataFrame
+    keys: int | None = None
+
+
+def _applied_log_version(spark: SparkSession, target: str) -> tuple[int, int]:
+    """The target's version and the event-log version its newest MERGE reflected (-1)."""
+    version, progress = delta_io.versioned_user_metadata(spark, target, APPLIED_KEY)
+    return version, int(progress) if progress is not None else -1
+
+
+VIOLATION = "_violation"
 
 
 def _refresh_target(
     spark: SparkSession,
     spec: Spec,
     tables: Scd2Tables,
-    arrived: DataFrame,
-    log_version: int,
-    applied: int,
+    arrived: Arrived,
+    log_span: tuple[int, int],
+    version: int,
 ) -> dict[str, Any]:
-    """Recompute the keys of the ``arrived`` events and MERGE the difference."""
-    version = delta_io.current_version(spark, tables.target)
+    """Recompute the keys of the ``arrived`` events and MERGE the difference.
+
+    ``log_span`` is (the log version the target reflects, the log version to reach);
+    ``version`` the target's current version.
+    """
+    applied, log_version = log_span
     unchanged: dict[str, Any] = {
         "keys_affected": 0,
         "rows_inserted": 0,
@@ -572,9 +598,12 @@ def _refresh_target(
         return unchanged
     cached: list[DataFrame] = []
     try:
-        affected = arrived.select(*spec.keys).distinct().cache()
-        cached.append(affected)
-        keys_affected = affected.count()
+        affected = arrived.events.select(*spec.keys).distinct()
+        keys_affected = arrived.keys
+        if keys_affected is None:
+            affected = affected.cache()
+            cached.append(affected)
+            keys_affected = affected.count()
         if not keys_affected:
             return unchanged
         log_events = delta_io.read_table(spark, tables.events, version=log_version)
@@ -584,23 +613,27 @@ def _refresh_target(
         )
         history = history.cache()
         cached.append(history)
-        violations = history.transform(find_violations(spec.keys)).limit(5).collect()
-        if violations:
-            raise HistoryInvariantError(
-                f"history for {tables.target} breaks SCD2 invariants, nothing written: "
-                + "; ".join(f"{r.asDict()}" for r in violations)
-            )
         current = delta_io.read_table(spark, tables.target).join(
             touched, on=list(spec.keys), how="left_semi"
         )
         changes = history.transform(diff_history(spec, current)).cache()
         cached.append(changes)
+        violations = history.transform(find_violations(spec.keys))
+        # one pass: the invariant check and the counts of what the MERGE will do
+        checked = changes.select("_action", F.col("_closes").cast("int").alias("_c")).unionByName(
+            violations.select(F.lit(VIOLATION).alias("_action"), F.lit(0).alias("_c"))
+        )
         counts = {
             r["_action"]: (int(r["n"]), int(r["closes"]))
-            for r in changes.groupBy("_action")
-            .agg(F.count("*").alias("n"), F.sum(F.col("_closes").cast("int")).alias("closes"))
+            for r in checked.groupBy("_action")
+            .agg(F.count("*").alias("n"), F.sum("_c").alias("closes"))
             .collect()
         }
+        if VIOLATION in counts:
+            raise HistoryInvariantError(
+                f"history for {tables.target} breaks SCD2 invariants, nothing written: "
+                + "; ".join(f"{r.asDict()}" for r in violations.limit(5).collect())
+            )
         if not counts:
             # Nothing differs (the new events collapsed). The target's recorded log
             # version stays behind, so the next call looks at these keys again: cheap,
