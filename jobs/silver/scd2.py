@@ -60,6 +60,7 @@ VALID_FROM, VALID_TO, IS_CURRENT = "valid_from", "valid_to", "is_current"
 SEQ, IS_DELETE, EVENT_HASH = "_seq", "_is_delete", "_event_hash"
 REASON, RECORD = "_reason", "_record"
 APPLIED_KEY = "scd2_event_log_version"
+VIOLATION = "_violation"  # the invariant check's rows among the diff counts
 MAX_ATTEMPTS = 5
 
 
@@ -566,9 +567,6 @@ def _applied_log_version(spark: SparkSession, target: str) -> tuple[int, int]:
     """The target's version and the event-log version its newest MERGE reflected (-1)."""
     version, progress = delta_io.versioned_user_metadata(spark, target, APPLIED_KEY)
     return version, int(progress) if progress is not None else -1
-
-
-VIOLATION = "_violation"
 
 
 def _refresh_target(
