@@ -536,13 +536,19 @@ def _apply_once(
             ).version
         crash_point("after_log_commit")
         if applied >= log_before:  # the target reflected the log: only this batch's keys
-            arrived = Arrived(new_events, tally.get(NEW, (0, 0))[1])
+            arrived, keys = new_events, tally.get(NEW, (0, 0))[1]
         else:  # an earlier run stopped between its two commits: its keys too
-            arrived = Arrived(
-                delta_io.read_inserts_since(spark, tables.events, applied + 1, log_version)
-            )
+            arrived = delta_io.read_inserts_since(spark, tables.events, applied + 1, log_version)
+            keys = None
         result = _refresh_target(
-            spark, spec, tables, arrived, (applied, log_version), target_version
+            spark,
+            spec,
+            tables,
+            arrived,
+            keys=keys,
+            applied=applied,
+            log_version=log_version,
+            version=target_version,
         )
         return ApplyChangesResult(
             rows_in=rows_in,
@@ -555,14 +561,6 @@ def _apply_once(
         classified.unpersist()
 
 
-@dataclass(frozen=True)
-class Arrived:
-    """Events whose keys the target must recompute, and how many keys (None: unknown)."""
-
-    events: DataFrame
-    keys: int | None = None
-
-
 def _applied_log_version(spark: SparkSession, target: str) -> tuple[int, int]:
     """The target's version and the event-log version its newest MERGE reflected (-1)."""
     version, progress = delta_io.versioned_user_metadata(spark, target, APPLIED_KEY)
@@ -573,16 +571,18 @@ def _refresh_target(
     spark: SparkSession,
     spec: Spec,
     tables: Scd2Tables,
-    arrived: Arrived,
-    log_span: tuple[int, int],
+    arrived: DataFrame,
+    *,
+    keys: int | None,
+    applied: int,
+    log_version: int,
     version: int,
 ) -> dict[str, Any]:
     """Recompute the keys of the ``arrived`` events and MERGE the difference.
 
-    ``log_span`` is (the log version the target reflects, the log version to reach);
-    ``version`` the target's current version.
+    ``keys``: how many keys arrived (None: not yet counted); ``applied``: the log version
+    the target reflects; ``log_version``: the one to reach; ``version``: the target's.
     """
-    applied, log_version = log_span
     unchanged: dict[str, Any] = {
         "keys_affected": 0,
         "rows_inserted": 0,
@@ -596,8 +596,8 @@ def _refresh_target(
         return unchanged
     cached: list[DataFrame] = []
     try:
-        affected = arrived.events.select(*spec.keys).distinct()
-        keys_affected = arrived.keys
+        affected = arrived.select(*spec.keys).distinct()
+        keys_affected = keys
         if keys_affected is None:
             affected = affected.cache()
             cached.append(affected)
