@@ -80,6 +80,21 @@ def listener_jar_uri(settings: Settings) -> str:
 # Parallel GC (no concurrent marking threads) and a JIT that compiles only methods run
 # 4x as often as its default threshold: -26 % driver CPU on small SCD2 batches.
 LOCAL_DRIVER_JVM = "-XX:+UseParallelGC -XX:CompileThresholdScaling=4"
+# The class-data archive of a local driver, in the jar cache (jobs/tools/driver_archive,
+# built by make): a JVM started on its class path maps Spark's, Scala's and Delta's
+# classes instead of loading and verifying them (ADR 0010). JVM warnings (a stale
+# archive) go to stderr: a driver's stdout may be what its caller parses.
+DRIVER_ARCHIVE = "driver-classes.jsa"
+ARCHIVE_OPTIONS = "-XX:SharedArchiveFile={archive} -Xlog:disable -Xlog:all=warning:stderr"
+
+
+def driver_archive(jars_dir: Path, classpath: str) -> Path | None:
+    """The class-data archive in ``jars_dir`` if it was built for ``classpath``."""
+    archive = jars_dir / DRIVER_ARCHIVE
+    recorded = archive.with_suffix(".classpath")
+    if archive.is_file() and recorded.is_file() and recorded.read_text() == classpath:
+        return archive
+    return None
 
 
 def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
@@ -149,6 +164,13 @@ def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
     for key, value in spark.extra_conf.items():
         separator = APPENDED_SETTINGS.get(key)
         conf[key] = f"{conf[key]}{separator}{value}" if separator and conf.get(key) else value
+    if settings.runtime == "local":
+        archive = driver_archive(
+            PROJECT_ROOT / settings.jvm.jars_dir, conf["spark.driver.extraClassPath"]
+        )
+        if archive and "SharedArchiveFile" not in conf["spark.driver.extraJavaOptions"]:
+            options = ARCHIVE_OPTIONS.format(archive=archive)
+            conf["spark.driver.extraJavaOptions"] += f" {options}"
     return conf
 
 

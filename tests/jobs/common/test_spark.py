@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import subprocess
 
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
-from jobs.common.config import load_settings
+from jobs.common.config import PROJECT_ROOT, load_settings
 from jobs.common.paths import LakePaths, resolve_lake_paths
 from jobs.common.spark import (
+    DRIVER_ARCHIVE,
     GLUE_FACTORY,
     LINEAGE_LISTENER,
     listener_jar_uri,
@@ -117,3 +120,32 @@ def test_a_local_run_can_switch_the_lineage_listener_on() -> None:
     conf = spark_conf(load_settings("local", environ=on), LakePaths("/tmp/x"))
     assert conf["spark.extraListeners"] == LINEAGE_LISTENER
     assert "openlineage-spark_2.13-1.53.0.jar" in conf["spark.driver.extraClassPath"]
+
+
+def test_a_local_driver_maps_the_class_archive_built_for_its_class_path(
+    spark: SparkSession,
+) -> None:
+    archive = PROJECT_ROOT / load_settings("local", environ={}).jvm.jars_dir / DRIVER_ARCHIVE
+    assert archive.is_file(), "make builds it (jobs/tools/driver_archive.py)"
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    info = subprocess.run(
+        ["jcmd", str(jvm.ProcessHandle.current().pid()), "VM.info"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    # [base-static_end-top_end): the top (dynamic) archive is mapped after the JDK's own
+    mapped = re.search(r"CDS archive\(s\) mapped at: \[(\w+)-(\w+)-(\w+)\)", info)
+    assert mapped and int(mapped[3], 16) - int(mapped[2], 16) > 50 * 2**20, info[:2000]
+
+
+def test_a_driver_on_another_class_path_runs_without_the_archive() -> None:
+    on = {"LAKEHOUSE__LINEAGE__SPARK_LISTENER__ENABLED": "true"}  # one more jar
+    plain = spark_conf(load_settings("local", environ={}), LakePaths("/tmp/x"))
+    other = spark_conf(load_settings("local", environ=on), LakePaths("/tmp/x"))
+    assert (
+        f"-XX:SharedArchiveFile={PROJECT_ROOT}/.jars/{DRIVER_ARCHIVE}"
+        in (plain["spark.driver.extraJavaOptions"])
+    )
+    assert "SharedArchiveFile" not in other["spark.driver.extraJavaOptions"]
+    emr = spark_conf(load_settings("prod", environ={}), LakePaths("s3://b"))
+    assert "SharedArchiveFile" not in emr.get("spark.driver.extraJavaOptions", "")
