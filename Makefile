@@ -10,6 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
 JAR_STAMP := $(JARS)/.stamp
+DRIVER_ARCHIVE := $(JARS)/driver-classes.jsa
 KAFKA_JARS := .jars-test/kafka-broker
 KAFKA_STAMP := $(KAFKA_JARS)/.stamp
 LINEAGE_JARS := .jars-lineage
@@ -61,8 +62,6 @@ $(JAR_STAMP): jvm/pom.xml
 # The local driver's class-data archive (jobs/tools/driver_archive.py, ADR 0010): built
 # once per jar set and venv, mapped by every later local driver (a third less CPU to
 # start and warm up).
-DRIVER_ARCHIVE := $(JARS)/driver-classes.jsa
-
 $(DRIVER_ARCHIVE): $(JAR_STAMP) $(VENV)/.synced
 	$(PY) -m jobs.tools.driver_archive
 
