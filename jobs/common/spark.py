@@ -88,9 +88,14 @@ DRIVER_ARCHIVE = "driver-classes.jsa"
 ARCHIVE_OPTIONS = "-XX:SharedArchiveFile={archive} -Xlog:disable -Xlog:all=warning:stderr"
 
 
-def driver_archive(jars_dir: Path, classpath: str) -> Path | None:
-    """The class-data archive in ``jars_dir`` if it was built for ``classpath``."""
-    archive = jars_dir / DRIVER_ARCHIVE
+def driver_archive_location(settings: Settings) -> Path:
+    """Where the local driver's class-data archive lives: in the jar cache it was built on."""
+    return PROJECT_ROOT / settings.jvm.jars_dir / DRIVER_ARCHIVE
+
+
+def driver_archive(settings: Settings, classpath: str) -> Path | None:
+    """The local driver's class-data archive if it was built for ``classpath``."""
+    archive = driver_archive_location(settings)
     recorded = archive.with_suffix(".classpath")
     if archive.is_file() and recorded.is_file() and recorded.read_text() == classpath:
         return archive
@@ -165,9 +170,7 @@ def spark_conf(settings: Settings, paths: LakePaths) -> dict[str, str]:
         separator = APPENDED_SETTINGS.get(key)
         conf[key] = f"{conf[key]}{separator}{value}" if separator and conf.get(key) else value
     if settings.runtime == "local":
-        archive = driver_archive(
-            PROJECT_ROOT / settings.jvm.jars_dir, conf["spark.driver.extraClassPath"]
-        )
+        archive = driver_archive(settings, conf["spark.driver.extraClassPath"])
         if archive and "SharedArchiveFile" not in conf["spark.driver.extraJavaOptions"]:
             options = ARCHIVE_OPTIONS.format(archive=archive)
             conf["spark.driver.extraJavaOptions"] += f" {options}"

@@ -8,8 +8,9 @@ and starts and warms up on about a third less CPU. ``make`` builds it after the 
 whose class path is the one it was built for, and only then. EMR runs never see it.
 
 The archive is what a driver started with ``-XX:ArchiveClassesAtExit`` loaded while it
-ran a small Delta workload (create, append, MERGE with deletion vectors, an
-incremental file stream, a join, a window, a cache, the table history); the JVM writes
+ran a small Delta workload through ``jobs.common.delta_io`` (create, MERGEs, a text
+stream whose batches are appended idempotently, a join, a window, a cache, the table
+history); the JVM writes
 it as it exits, so the workload runs in a child process and the archive is moved into
 place once that driver's JVM is gone.
 """
@@ -26,19 +27,26 @@ from pathlib import Path
 
 from jobs.common.config import PROJECT_ROOT, load_settings
 from jobs.common.paths import LakePaths
-from jobs.common.spark import DRIVER_ARCHIVE, build_spark_session, spark_conf
+from jobs.common.spark import build_spark_session, driver_archive_location, spark_conf
 
 EXIT_WAIT_SECONDS = 180
 QUIET_JVM = "-Xlog:disable -Xlog:all=error:stderr"  # classes it cannot archive: not news
 PID_PREFIX = "driver JVM pid "
+SCHEMA = "id INT, g INT, v STRING"
 
 
 def run_workload(home: Path, archive: Path) -> int:
     """Run the workload in a driver that dumps its classes to ``archive`` at exit."""
-    from pyspark.sql import Window
+    from pyspark.sql import DataFrame, Window
     from pyspark.sql import functions as F
 
-    from jobs.common.delta_io import current_version, merge_upsert, read_table
+    from jobs.common.delta_io import (
+        append_batch,
+        create_if_absent,
+        current_version,
+        merge_upsert,
+        read_table,
+    )
 
     settings = load_settings("local", environ={})
     paths = LakePaths(str(home))
@@ -54,29 +62,36 @@ def run_workload(home: Path, archive: Path) -> int:
         },
     )
     table = str(home / "table")
-    rows = spark.createDataFrame(
-        [(k, k % 3, f"v{k}") for k in range(20)], "id INT, g INT, v STRING"
-    )
-    rows.write.format("delta").save(table)
-    rows.where("id < 5").write.format("delta").mode("append").save(table)
-    changes = spark.createDataFrame([(1, 9, "changed"), (99, 0, "new")], "id INT, g INT, v STRING")
+    rows = spark.createDataFrame([(k, k % 3, f"v{k}") for k in range(20)], SCHEMA)
+    create_if_absent(spark, table, rows.schema)
+    merge_upsert(spark, rows, table, keys=["id"])
+    changes = spark.createDataFrame([(1, 9, "changed"), (99, 0, "new")], SCHEMA)
     merge_upsert(spark, changes, table, keys=["id"])
     current = read_table(spark, table).cache()
     ranked = current.withColumn("rank", F.row_number().over(Window.partitionBy("g").orderBy("id")))
     ranked.join(current.groupBy("g").count(), "g").where("rank = 1").collect()
     current.unpersist()
+
+    # as Bronze reads a file drop: a text stream whose batches are appended idempotently
     drops = home / "drops"
     drops.mkdir()
-    (drops / "a.json").write_text("\n".join(json.dumps({"id": k}) for k in range(5)))
-    stream = spark.readStream.schema("id INT").json(str(drops))
+    (drops / "a.jsonl").write_text("\n".join(json.dumps({"id": k}) for k in range(5)))
+    landed = str(home / "landed")
+
+    def each_batch(batch: DataFrame, batch_id: int) -> None:
+        parsed = batch.select(F.from_json("value", "id INT").alias("row")).select("row.*")
+        append_batch(spark, parsed, landed, app_id="driver-archive", batch_id=batch_id,
+                     user_metadata="{}")  # fmt: skip
+
+    stream = spark.readStream.format("text").load(str(drops))
     query = (
-        stream.writeStream.format("delta")
+        stream.writeStream.foreachBatch(each_batch)
         .option("checkpointLocation", str(home / "checkpoint"))
         .trigger(availableNow=True)
-        .start(str(home / "streamed"))
+        .start()
     )
     query.awaitTermination()
-    current_version(spark, table)
+    current_version(spark, landed)
     print(PID_PREFIX + str(spark.sparkContext._jvm.ProcessHandle.current().pid()))  # type: ignore[union-attr]
     spark.stop()
     return 0
@@ -122,8 +137,7 @@ def main(argv: list[str]) -> int:
     """Build the archive (``--workload <home> <archive>``: the child driver's part)."""
     if argv[:1] == ["--workload"]:
         return run_workload(Path(argv[1]), Path(argv[2]))
-    settings = load_settings("local", environ={})
-    return build(PROJECT_ROOT / settings.jvm.jars_dir / DRIVER_ARCHIVE)
+    return build(driver_archive_location(load_settings("local", environ={})))
 
 
 if __name__ == "__main__":

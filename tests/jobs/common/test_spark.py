@@ -11,9 +11,9 @@ from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 from jobs.common.config import PROJECT_ROOT, load_settings
 from jobs.common.paths import LakePaths, resolve_lake_paths
 from jobs.common.spark import (
-    DRIVER_ARCHIVE,
     GLUE_FACTORY,
     LINEAGE_LISTENER,
+    driver_archive_location,
     listener_jar_uri,
     runtime_versions,
     spark_conf,
@@ -125,7 +125,7 @@ def test_a_local_run_can_switch_the_lineage_listener_on() -> None:
 def test_a_local_driver_maps_the_class_archive_built_for_its_class_path(
     spark: SparkSession,
 ) -> None:
-    archive = PROJECT_ROOT / load_settings("local", environ={}).jvm.jars_dir / DRIVER_ARCHIVE
+    archive = driver_archive_location(load_settings("local", environ={}))
     assert archive.is_file(), "make builds it (jobs/tools/driver_archive.py)"
     jvm = spark.sparkContext._jvm
     assert jvm is not None
@@ -143,7 +143,7 @@ def test_a_driver_on_another_class_path_runs_without_the_archive() -> None:
     plain = spark_conf(load_settings("local", environ={}), LakePaths("/tmp/x"))
     other = spark_conf(load_settings("local", environ=on), LakePaths("/tmp/x"))
     assert (
-        f"-XX:SharedArchiveFile={PROJECT_ROOT}/.jars/{DRIVER_ARCHIVE}"
+        f"-XX:SharedArchiveFile={PROJECT_ROOT}/.jars/driver-classes.jsa"
         in (plain["spark.driver.extraJavaOptions"])
     )
     assert "SharedArchiveFile" not in other["spark.driver.extraJavaOptions"]
