@@ -131,11 +131,14 @@ def test_a_backfill_on_emr_submits_each_job_and_date_in_order(
 
 
 def test_a_retried_airflow_task_joins_the_run_its_earlier_try_left_going(
-    emr: tuple[Any, str, Settings],
+    emr: tuple[Any, str, Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
+    import time
     from types import SimpleNamespace
 
+    from moto.emrserverless.models import EMRServerlessBackend
+
+    from aws import airflow_tasks
     from aws.airflow_tasks import EmrJobOperator
 
     client, app_id, settings = emr
@@ -149,7 +152,27 @@ def test_a_retried_airflow_task_joins_the_run_its_earlier_try_left_going(
         job_driver={"sparkSubmit": {"entryPoint": "s3://a/main.py"}}, name=name,
         deferrable=False, waiter_delay=1, waiter_max_attempts=10, region_name=REGION,
     )  # fmt: skip
-    threading.Timer(1.5, lambda: setattr(live, "state", "SUCCESS")).start()
+    # the earlier try's run ends once the retry has polled it twice (it joined it and waits):
+    # tied to what the operator does, not to a clock, so a slow machine cannot end the run
+    # before the retry has looked for it
+    polls: list[str] = []
+    get_job_run = EMRServerlessBackend.get_job_run
+
+    def poll(backend: Any, application_id: str, job_run_id: str) -> Any:
+        polls.append(job_run_id)
+        if polls.count(live.id) >= 2:
+            live.state = "SUCCESS"
+        return get_job_run(backend, application_id, job_run_id)
+
+    monkeypatch.setattr(EMRServerlessBackend, "get_job_run", poll)
+    lineage_parent = airflow_tasks.lineage_parent
+
+    def slow_lineage_parent(ti: Any) -> str | None:  # CI's first import of the provider: 2 s
+        time.sleep(2)
+        return lineage_parent(ti)
+
+    monkeypatch.setattr(airflow_tasks, "lineage_parent", slow_lineage_parent)
     ti = SimpleNamespace(try_number=2, dag_id="lakehouse_daily", task_id="gold.customer_360")
     assert operator.execute({"ti": ti}) == first.run_id
+    assert set(polls) == {first.run_id}
     assert len(client.list_job_runs(applicationId=app_id)["jobRuns"]) == 1  # no second run
