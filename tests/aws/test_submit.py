@@ -160,7 +160,7 @@ def test_a_retried_airflow_task_joins_the_run_its_earlier_try_left_going(
 
     def poll(backend: Any, application_id: str, job_run_id: str) -> Any:
         polls.append(job_run_id)
-        if polls.count(live.id) >= 2:
+        if polls.count(first.run_id) >= 2:
             live.state = "SUCCESS"
         return get_job_run(backend, application_id, job_run_id)
 
