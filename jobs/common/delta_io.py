@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.errors import TableNotFoundError
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
@@ -237,30 +239,19 @@ def own_commit(
 ) -> CommitInfo | None:
     """The commit of ``location`` whose metadata carries ``token``; None if there is none.
 
-    Scans the history newest first, widening the scan while other writers' commits
-    come first, down to version ``after`` (the version before the write; -1: all).
+    Reads the commits newest first, on past other writers' commits, down to version
+    ``after`` + 1 (``after``: the version before the write; -1: all).
     """
-    from delta.tables import DeltaTable
-
-    table = DeltaTable.forPath(spark, location)
-    limit = 1
-    while True:
-        rows = (
-            table.history(limit)
-            .select("version", "operation", "operationMetrics", "userMetadata")
-            .collect()
-        )
-        # The oldest with the token: a commit made by another thread of this session while
-        # the token was the session's metadata (a table created meanwhile) comes later.
-        mine = [row for row in rows if _token_of(row["userMetadata"]) == token]
-        scanned = len(rows) < limit or int(rows[-1]["version"]) <= after + 1
-        if mine and (scanned or _token_of(rows[-1]["userMetadata"]) != token):
-            row = min(mine, key=lambda r: int(r["version"]))
-            metrics: dict[str, Any] = row["operationMetrics"] or {}
-            return CommitInfo(int(row["version"]), str(row["operation"]), dict(metrics))
-        if scanned:
-            return None  # the whole history, or back to before the write, is scanned
-        limit *= 10
+    mine: CommitInfo | None = None
+    for commit, text in _commits(spark, location, stop=after + 1):
+        if _token_of(text) == token:
+            # The oldest with the token: a commit made by another thread of this session
+            # while the token was the session's metadata (a table created meanwhile)
+            # comes later.
+            mine = commit
+        elif mine is not None:
+            break
+    return mine
 
 
 def _token_of(text: str | None) -> str | None:
@@ -287,14 +278,12 @@ def last_user_metadata(spark: SparkSession, location: str, key: str) -> Any:
 
 
 def versioned_user_metadata(spark: SparkSession, location: str, key: str) -> tuple[int, Any]:
-    """The table's latest version and :func:`last_user_metadata` of ``key``, in one read."""
-    from delta.tables import DeltaTable
+    """The table's latest version and :func:`last_user_metadata` of ``key``, in one read.
 
-    rows = (
-        DeltaTable.forPath(spark, location).history(50).select("version", "userMetadata").collect()
-    )
-    latest = int(rows[0]["version"])
-    for _, text in rows:
+    Looks at the newest :data:`METADATA_SCAN` commits.
+    """
+    latest = current_version(spark, location)
+    for _, text in _commits(spark, location, stop=latest - METADATA_SCAN + 1, newest=latest):
         try:
             found = json.loads(text) if text else None
         except ValueError:
@@ -384,11 +373,8 @@ def last_commit(spark: SparkSession, location: str) -> CommitInfo:
     Not what a write made: another driver may have committed since; a write's own
     commit comes from :func:`own_commit`.
     """
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, location).history(1).collect()[0]
-    metrics: dict[str, Any] = row["operationMetrics"] or {}
-    return CommitInfo(int(row["version"]), str(row["operation"]), dict(metrics))
+    latest = current_version(spark, location)
+    return next(_commits(spark, location, stop=latest, newest=latest))[0]
 
 
 def rows_added(spark: SparkSession, location: str, first: int, last: int) -> int:
@@ -397,23 +383,81 @@ def rows_added(spark: SparkSession, location: str, first: int, last: int) -> int
     Read from the Delta log, not the data, so it is an independent count of what a read of
     those versions should return.
     """
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
-    history = (
-        DeltaTable.forPath(spark, location).history().where(F.col("version").between(first, last))
-    )
     total = 0
-    for row in history.select("operation", "operationMetrics").collect():
-        metrics = row["operationMetrics"] or {}
-        key = "numTargetRowsInserted" if row["operation"] == "MERGE" else "numOutputRows"
-        total += int(metrics.get(key, 0))
+    for commit, _ in _commits(spark, location, stop=first, newest=last):
+        key = "numTargetRowsInserted" if commit.operation == "MERGE" else "numOutputRows"
+        total += commit.metric(key)
     return total
 
 
 def current_version(spark: SparkSession, location: str) -> int:
-    """Latest version of the table at ``location``."""
-    return last_commit(spark, location).version
+    """Latest version of the table at ``location``.
+
+    Raises:
+        TableNotFoundError: no Delta table is there.
+    """
+    version = int(_delta_log(spark, location).update(False, _none(spark), _none(spark)).version())
+    if version < 0:
+        raise TableNotFoundError(f"no Delta table at {location}")
+    return version
+
+
+# How far back versioned_user_metadata looks (the progress a writer records is in its
+# own latest commit; other writers' commits may come after it).
+METADATA_SCAN = 50
+
+
+def _delta_log(spark: SparkSession, location: str) -> Any:
+    jvm = spark._jvm
+    assert jvm is not None
+    return jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, location)
+
+
+def _none(spark: SparkSession) -> Any:
+    jvm = spark._jvm
+    assert jvm is not None
+    return jvm.scala.Option.empty()
+
+
+def _commits(
+    spark: SparkSession, location: str, *, stop: int, newest: int | None = None
+) -> Iterator[tuple[CommitInfo, str | None]]:
+    """Commits ``newest`` (default: the latest) down to ``stop``, each with its userMetadata.
+
+    Each commit file is read on the driver through the table's log store (the DynamoDB
+    one on S3), one at a time and only as far as the caller looks: no Spark job, where
+    ``DeltaTable.history`` runs two and reads every commit it is asked for. A commit
+    file that log clean-up removed ends the walk.
+    """
+    jvm = spark._jvm
+    assert jvm is not None
+    delta = jvm.org.apache.spark.sql.delta
+    log = _delta_log(spark, location)
+    if newest is None:
+        newest = current_version(spark, location)
+    store, conf = log.store(), log.newDeltaHadoopConf()
+    for version in range(newest, max(stop, 0) - 1, -1):
+        path = delta.util.FileNames.unsafeDeltaFile(log.logPath(), version)
+        try:
+            found = delta.DeltaHistoryManager.getCommitInfoOpt(store, path, conf)
+        except Exception as exc:  # py4j wraps the JVM's FileNotFoundException
+            if "FileNotFoundException" in f"{exc}":
+                return
+            raise
+        if not found.isDefined():
+            continue
+        info = found.get()
+        metrics = info.operationMetrics()
+        as_java = jvm.scala.jdk.javaapi.CollectionConverters.asJava
+        metadata = info.userMetadata()
+        yield (
+            CommitInfo(
+                version,
+                str(info.operation()),
+                dict(as_java(metrics.get())) if metrics.isDefined() else {},
+            ),
+            str(metadata.get()) if metadata.isDefined() else None,
+        )
 
 
 def merge_upsert(

@@ -23,6 +23,10 @@ class JobFailedError(LakehouseError):
     """A job ran and failed; the run summary holds the details."""
 
 
+class TableNotFoundError(LakehouseError):
+    """A Delta table was expected at a location that holds none."""
+
+
 class SchemaDriftError(LakehouseError):
     """An incoming batch changes a table's schema incompatibly; nothing was written."""
 

@@ -8,15 +8,20 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.delta_io import (
+    CommitInfo,
     append_batch,
     current_version,
     insert_new,
+    last_commit,
     merge_actions,
     merge_latest,
     merge_upsert,
     read_table,
     register_table,
+    rows_added,
+    versioned_user_metadata,
 )
+from jobs.common.errors import TableNotFoundError
 from jobs.common.paths import LakePaths
 from jobs.common.progress import Progress, read_progress
 
@@ -166,3 +171,43 @@ def test_merges_report_their_own_commit_not_a_later_one(
     assert (commit.version, commit.operation) == (1, "MERGE")
     assert commit.metric("numTargetRowsInserted") == 1
     assert current_version(spark, location) == 2
+
+
+def _next_job_id(spark: SparkSession) -> int:
+    return int(spark.sparkContext._jsc.sc().dagScheduler().nextJobId())  # type: ignore[union-attr]
+
+
+def test_commit_readers_read_the_log_without_a_spark_job(
+    spark: SparkSession, lake: LakePaths
+) -> None:
+    location = lake.table("bronze", "t")
+    spark.createDataFrame([(0, "seed", 0.0)], SCHEMA).write.format("delta").save(location)
+    merge_actions(
+        spark,
+        spark.createDataFrame([(1, "a", 1.0)], SCHEMA).withColumn("_action", F.lit("insert")),
+        location,
+        match=["id"],
+        columns=["id", "name", "score"],
+        user_metadata={"applied": 7},
+    )
+    for n in (2, 3):  # another writer's appends after the MERGE that recorded progress
+        rows = [(10 * n + i, "x", 0.0) for i in range(n)]
+        spark.createDataFrame(rows, SCHEMA).write.format("delta").mode("append").save(location)
+    before = _next_job_id(spark)
+    found = (
+        current_version(spark, location),
+        versioned_user_metadata(spark, location, "applied"),
+        last_commit(spark, location),
+        rows_added(spark, location, 2, 3),
+    )
+    assert _next_job_id(spark) == before  # the log's files, read on the driver
+    assert found == (3, (3, 7), CommitInfo(3, "WRITE", found[2].metrics), 5)
+    assert found[2].metric("numOutputRows") == 3
+
+
+def test_current_version_of_a_location_without_a_table_names_it(
+    spark: SparkSession, lake: LakePaths
+) -> None:
+    location = lake.table("bronze", "never_written")
+    with pytest.raises(TableNotFoundError, match=f"no Delta table at {location}"):
+        current_version(spark, location)
