@@ -202,6 +202,9 @@ def is_write_conflict(exc: BaseException) -> bool:
 # sets it (an append passes its own as a write option instead).
 _METADATA_LOCK = threading.Lock()
 COMMIT_KEY = "lakehouse.commit"
+# How far back versioned_user_metadata looks (the progress a writer records is in its
+# own latest commit; other writers' commits may come after it).
+METADATA_SCAN = 50
 
 
 def _tagged(metadata: dict[str, Any] | str | None) -> tuple[str, str]:
@@ -400,11 +403,6 @@ def current_version(spark: SparkSession, location: str) -> int:
     if version < 0:
         raise TableNotFoundError(f"no Delta table at {location}")
     return version
-
-
-# How far back versioned_user_metadata looks (the progress a writer records is in its
-# own latest commit; other writers' commits may come after it).
-METADATA_SCAN = 50
 
 
 def _delta_log(spark: SparkSession, location: str) -> Any:
