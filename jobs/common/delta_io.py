@@ -376,8 +376,7 @@ def last_commit(spark: SparkSession, location: str) -> CommitInfo:
     Not what a write made: another driver may have committed since; a write's own
     commit comes from :func:`own_commit`.
     """
-    latest = current_version(spark, location)
-    return next(_commits(spark, location, stop=latest, newest=latest))[0]
+    return next(_commits(spark, location, stop=0))[0]  # read lazily: the newest only
 
 
 def rows_added(spark: SparkSession, location: str, first: int, last: int) -> int:
@@ -399,22 +398,21 @@ def current_version(spark: SparkSession, location: str) -> int:
     Raises:
         TableNotFoundError: no Delta table is there.
     """
-    version = int(_delta_log(spark, location).update(False, _none(spark), _none(spark)).version())
+    none = _jvm(spark).scala.Option.empty()
+    version = int(_delta_log(spark, location).update(False, none, none).version())
     if version < 0:
         raise TableNotFoundError(f"no Delta table at {location}")
     return version
 
 
+def _jvm(spark: SparkSession) -> Any:
+    jvm = spark._jvm
+    assert jvm is not None
+    return jvm
+
+
 def _delta_log(spark: SparkSession, location: str) -> Any:
-    jvm = spark._jvm
-    assert jvm is not None
-    return jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, location)
-
-
-def _none(spark: SparkSession) -> Any:
-    jvm = spark._jvm
-    assert jvm is not None
-    return jvm.scala.Option.empty()
+    return _jvm(spark).org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, location)
 
 
 def _commits(
@@ -427,9 +425,9 @@ def _commits(
     ``DeltaTable.history`` runs two and reads every commit it is asked for. A commit
     file that log clean-up removed ends the walk.
     """
-    jvm = spark._jvm
-    assert jvm is not None
+    jvm = _jvm(spark)
     delta = jvm.org.apache.spark.sql.delta
+    as_java = jvm.scala.jdk.javaapi.CollectionConverters.asJava
     log = _delta_log(spark, location)
     if newest is None:
         newest = current_version(spark, location)
@@ -445,9 +443,7 @@ def _commits(
         if not found.isDefined():
             continue
         info = found.get()
-        metrics = info.operationMetrics()
-        as_java = jvm.scala.jdk.javaapi.CollectionConverters.asJava
-        metadata = info.userMetadata()
+        metrics, metadata = info.operationMetrics(), info.userMetadata()
         yield (
             CommitInfo(
                 version,

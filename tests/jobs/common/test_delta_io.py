@@ -8,7 +8,6 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.delta_io import (
-    CommitInfo,
     append_batch,
     current_version,
     insert_new,
@@ -201,8 +200,9 @@ def test_commit_readers_read_the_log_without_a_spark_job(
         rows_added(spark, location, 2, 3),
     )
     assert _next_job_id(spark) == before  # the log's files, read on the driver
-    assert found == (3, (3, 7), CommitInfo(3, "WRITE", found[2].metrics), 5)
-    assert found[2].metric("numOutputRows") == 3
+    version, progress, last, added = found
+    assert (version, progress, added) == (3, (3, 7), 5)
+    assert (last.version, last.operation, last.metric("numOutputRows")) == (3, "WRITE", 3)
 
 
 def test_current_version_of_a_location_without_a_table_names_it(
