@@ -229,15 +229,17 @@ def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:
 
 
 def _print_scd2(scd2: dict[str, Any]) -> None:
-    print(f"SCD2 apply_changes ({scd2['dimension_rows']:,}-row dimension):")
+    print(f"SCD2 apply_changes ({scd2['dimension_rows']:,}-row dimension) vs the canonical MERGE:")
     print(
         f"     initial build         {scd2['initial_build_s']:>7.2f}s   "
         f"ratio {scd2['initial_build_over_B']:.2f} x B"
     )
     print(
         f"     {scd2['changed_keys']:,} changed keys   {scd2['change_batch_s']:>7.2f}s   "
-        f"ratio {scd2['change_batch_over_B']:.2f} x B "
-        f"({scd2['versions_inserted']:,} versions opened, {scd2['versions_closed']:,} closed)"
+        f"canonical {scd2['canonical_change_batch_s']:.2f}s   "
+        f"ratio {scd2['change_batch_over_canonical']:.2f} x canonical (aim <= 1.5; "
+        f"median of {scd2['rounds']}; {scd2['versions_inserted']:,} opened, "
+        f"{scd2['versions_closed']:,} closed; tables equal: {scd2['tables_equal_after_rounds']})"
     )
     print(
         f"     files: {scd2['target_files_with_changed_keys']} of {scd2['target_files_total']} "
@@ -246,7 +248,10 @@ def _print_scd2(scd2: dict[str, Any]) -> None:
     )
     print(
         f"     replay (no-op)        {scd2['replay_s']:>7.2f}s   "
-        f"ratio {scd2['replay_over_B']:.2f} x B (committed: {scd2['replay_committed']})"
+        f"canonical {scd2['canonical_replay_s']:.2f}s   "
+        f"ratio {scd2['replay_over_canonical_replay']:.2f} x canonical replay, "
+        f"{scd2['replay_over_canonical_change']:.2f} x canonical change (aim <= 0.5; "
+        f"committed: {scd2['replay_committed']})"
     )
 
 
