@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.errors import TableNotFoundError
+from jobs.common.errors import TableChangedError, TableNotFoundError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -38,6 +38,7 @@ _CONFLICTS = (
     "MetadataChangedException",
     "ProtocolChangedException",
     "DELTA_CONCURRENT_",
+    TableChangedError.__name__,
 )
 
 
@@ -340,6 +341,38 @@ def merge_insert(
     with commit_metadata(spark, None) as token:
         builder.whenNotMatchedInsertAll().execute()
     return _committed(spark, location, token)
+
+
+def append_unless_changed(
+    spark: SparkSession, rows: DataFrame, location: str, *, read_version: int
+) -> CommitInfo:
+    """Append ``rows``, computed from the table as of ``read_version``, as one commit.
+
+    A MERGE's guarantee at an append's cost: the commit records a read of the whole
+    table, so if any other writer committed after ``read_version`` (before this write
+    began, or while it ran) the append fails with a write conflict
+    (``TableChangedError`` or Delta's ``ConcurrentAppendException``) instead of adding
+    rows the writer did not check against, and the caller retries. The rows' columns
+    must be the table's (no schema change: use :func:`merge_insert`).
+    """
+    jvm = _jvm(spark)
+    delta = jvm.org.apache.spark.sql.delta
+    none = jvm.scala.Option.empty()
+    txn = _delta_log(spark, location).startTransaction()
+    if txn.readVersion() != read_version:
+        raise TableChangedError(
+            f"{location} is at version {txn.readVersion()}, the rows were computed "
+            f"from version {read_version}: recompute them"
+        )
+    txn.readWholeTable()
+    actions = txn.writeFiles(rows._jdf)
+    _, text = _tagged(None)
+    operation = getattr(delta, "DeltaOperations$Write")(
+        jvm.org.apache.spark.sql.SaveMode.Append, none, none, jvm.scala.Some(text),
+        none, none, none,
+    )  # fmt: skip
+    version = int(txn.commit(actions, operation))
+    return next(_commits(spark, location, stop=version, newest=version))[0]
 
 
 def merge_actions(

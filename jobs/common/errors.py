@@ -27,6 +27,10 @@ class TableNotFoundError(LakehouseError):
     """A Delta table was expected at a location that holds none."""
 
 
+class TableChangedError(LakehouseError):
+    """A table moved past the version a write was computed from (a write conflict: retry)."""
+
+
 class SchemaDriftError(LakehouseError):
     """An incoming batch changes a table's schema incompatibly; nothing was written."""
 

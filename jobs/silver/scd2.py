@@ -503,8 +503,15 @@ def _apply_once(
     target_version, applied = _applied_log_version(spark, tables.target)
     log_before = delta_io.current_version(spark, tables.events)
     slot = [*spec.keys, SEQ]
-    logged = delta_io.read_table(spark, tables.events, version=log_before).select(*slot, EVENT_HASH)
-    classified = events.transform(classify_events(spec, logged)).cache()
+    # The log's events of this batch's keys, read once: they classify the batch and,
+    # with the batch's new events, are the whole history of the keys to recompute.
+    # (The batch's keys are few next to the log: Spark broadcasts them, so the log is
+    # scanned once and not shuffled.)
+    log_at_start = delta_io.read_table(spark, tables.events, version=log_before)
+    prior = log_at_start.join(
+        events.select(*spec.keys).distinct(), on=list(spec.keys), how="left_semi"
+    ).cache()
+    classified = events.transform(classify_events(spec, prior.select(*slot, EVENT_HASH))).cache()
     try:
         key = F.struct(*[F.col(f"`{k}`") for k in spec.keys])
         tally = {
@@ -531,21 +538,22 @@ def _apply_once(
         new_events = classified.where(F.col(STATUS) == NEW).drop(RECORD, REASON, STATUS)
         log_version = log_before
         if events_new:  # classified against log_before: no second look at the log
-            log_version = delta_io.merge_insert(
-                spark, new_events, tables.events, match=slot, merge_schema=True
-            ).version
+            log_version = _log_new_events(
+                spark, new_events, tables.events, log_at_start, log_before, slot
+            )
         crash_point("after_log_commit")
         if applied >= log_before:  # the target reflected the log: only this batch's keys
-            arrived, keys = new_events, tally.get(NEW, (0, 0))[1]
+            arrived, keys, logged = new_events, tally.get(NEW, (0, 0))[1], prior
         else:  # an earlier run stopped between its two commits: its keys too
             arrived = delta_io.read_inserts_since(spark, tables.events, applied + 1, log_version)
-            keys = None
+            keys, logged = None, None
         result = _refresh_target(
             spark,
             spec,
             tables,
             arrived,
             keys=keys,
+            logged=logged,
             applied=applied,
             log_version=log_version,
             version=target_version,
@@ -558,7 +566,34 @@ def _apply_once(
             **result,
         )
     finally:
-        classified.unpersist()
+        classified.unpersist()  # before what it was computed from: no re-planning
+        prior.unpersist()
+
+
+def _log_new_events(
+    spark: SparkSession,
+    new_events: DataFrame,
+    location: str,
+    log: DataFrame,
+    log_before: int,
+    slot: list[str],
+) -> int:
+    """Add the events classified new against version ``log_before``; the log's new version.
+
+    An append that conflicts with any other commit since ``log_before`` (another writer's
+    events were not classified against); a MERGE-insert when the batch brings a column
+    the log lacks (the append cannot change the schema).
+    """
+    stored = [(f.name, f.dataType) for f in log.schema.fields]
+    incoming = {f.name: f.dataType for f in new_events.schema.fields}
+    if set(incoming) == {name for name, _ in stored} and all(
+        incoming[name] == kind for name, kind in stored
+    ):
+        rows = new_events.select(*[F.col(f"`{name}`") for name, _ in stored])
+        return delta_io.append_unless_changed(
+            spark, rows, location, read_version=log_before
+        ).version
+    return delta_io.merge_insert(spark, new_events, location, match=slot, merge_schema=True).version
 
 
 def _applied_log_version(spark: SparkSession, target: str) -> tuple[int, int]:
@@ -574,14 +609,17 @@ def _refresh_target(
     arrived: DataFrame,
     *,
     keys: int | None,
+    logged: DataFrame | None,
     applied: int,
     log_version: int,
     version: int,
 ) -> dict[str, Any]:
     """Recompute the keys of the ``arrived`` events and MERGE the difference.
 
-    ``keys``: how many keys arrived (None: not yet counted); ``applied``: the log version
-    the target reflects; ``log_version``: the one to reach; ``version``: the target's.
+    ``keys``: how many keys arrived (None: not yet counted); ``logged``: the events the
+    log held for those keys before ``arrived`` (None: read them from the log at
+    ``log_version``); ``applied``: the log version the target reflects; ``log_version``:
+    the one to reach; ``version``: the target's.
     """
     unchanged: dict[str, Any] = {
         "keys_affected": 0,
@@ -604,8 +642,11 @@ def _refresh_target(
             keys_affected = affected.count()
         if not keys_affected:
             return unchanged
-        log_events = delta_io.read_table(spark, tables.events, version=log_version)
         touched = F.broadcast(affected) if keys_affected <= 1_000_000 else affected
+        if logged is None:
+            log_events = delta_io.read_table(spark, tables.events, version=log_version)
+        else:  # the log at log_version holds exactly these events of the keys
+            log_events = logged.unionByName(arrived, allowMissingColumns=True)
         history = log_events.join(touched, on=list(spec.keys), how="left_semi").transform(
             build_history(spec)
         )
@@ -658,5 +699,5 @@ def _refresh_target(
             "operation_metrics": commit.metrics,
         }
     finally:
-        for frame in cached:
+        for frame in reversed(cached):  # dependents first: no re-planning of them
             frame.unpersist()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -8,9 +10,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.delta_io import (
+    CommitInfo,
     append_batch,
+    append_unless_changed,
     current_version,
     insert_new,
+    is_write_conflict,
     last_commit,
     merge_actions,
     merge_latest,
@@ -20,7 +25,7 @@ from jobs.common.delta_io import (
     rows_added,
     versioned_user_metadata,
 )
-from jobs.common.errors import TableNotFoundError
+from jobs.common.errors import TableChangedError, TableNotFoundError
 from jobs.common.paths import LakePaths
 from jobs.common.progress import Progress, read_progress
 
@@ -211,3 +216,75 @@ def test_current_version_of_a_location_without_a_table_names_it(
     location = lake.table("bronze", "never_written")
     with pytest.raises(TableNotFoundError, match=f"no Delta table at {location}"):
         current_version(spark, location)
+
+
+def test_append_unless_changed_appends_in_one_commit(spark: SparkSession, lake: LakePaths) -> None:
+    location = lake.table("silver", "log")
+    first = spark.createDataFrame([(1, "a", 1.0)], SCHEMA)
+    first.write.format("delta").save(location)
+    more = spark.createDataFrame([(2, "b", 2.0), (3, "c", None)], SCHEMA)
+    commit = append_unless_changed(spark, more, location, read_version=0)
+    assert (commit.version, commit.operation, commit.rows_written) == (1, "WRITE", 2)
+    assert_df_equality(read_table(spark, location), first.unionByName(more), ignore_row_order=True)
+
+
+def test_append_unless_changed_refuses_rows_computed_from_an_older_version(
+    spark: SparkSession, lake: LakePaths
+) -> None:
+    location = lake.table("silver", "log")
+    spark.createDataFrame([(1, "a", 1.0)], SCHEMA).write.format("delta").save(location)
+    spark.createDataFrame([(2, "b", 2.0)], SCHEMA).write.format("delta").mode("append").save(
+        location
+    )
+    late = spark.createDataFrame([(3, "c", 3.0)], SCHEMA)
+    with pytest.raises(
+        TableChangedError, match=r"at version 1, the rows were computed from version 0"
+    ):
+        append_unless_changed(spark, late, location, read_version=0)
+    assert is_write_conflict(TableChangedError("x"))
+    assert current_version(spark, location) == 1
+
+
+def test_append_unless_changed_conflicts_with_a_commit_made_while_it_writes(
+    spark: SparkSession, lake: LakePaths, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Another writer commits between the append's start and its commit: a conflict."""
+    location = lake.table("silver", "log")
+    spark.createDataFrame([(1, "a", 1.0)], SCHEMA).write.format("delta").save(location)
+    writing, go_on = tmp_path / "writing", tmp_path / "go_on"
+
+    @F.udf("double")
+    def held(score: float) -> float:  # runs in a Python worker while the append writes
+        import pathlib
+        import time
+
+        pathlib.Path(writing).touch()
+        deadline = time.monotonic() + 120
+        while not pathlib.Path(go_on).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return score
+
+    rows = spark.createDataFrame([(3, "c", 3.0)], SCHEMA).withColumn("score", held("score"))
+    outcome: list[BaseException | CommitInfo] = []
+
+    def append() -> None:
+        try:
+            outcome.append(append_unless_changed(spark, rows, location, read_version=0))
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=append)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while not writing.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spark.createDataFrame([(2, "b", 2.0)], SCHEMA).write.format("delta").mode("append").save(
+        location
+    )
+    go_on.touch()
+    worker.join(timeout=120)
+    assert len(outcome) == 1 and isinstance(outcome[0], Exception), outcome
+    assert is_write_conflict(outcome[0]), outcome[0]
+    assert "ConcurrentAppendException" in f"{outcome[0]}"
+    expected = spark.createDataFrame([(1, "a", 1.0), (2, "b", 2.0)], SCHEMA)
+    assert_df_equality(read_table(spark, location), expected, ignore_row_order=True)
