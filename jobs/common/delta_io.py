@@ -281,13 +281,15 @@ def last_user_metadata(spark: SparkSession, location: str, key: str) -> Any:
     return versioned_user_metadata(spark, location, key)[1]
 
 
-def versioned_user_metadata(spark: SparkSession, location: str, key: str) -> tuple[int, Any]:
+def versioned_user_metadata(
+    spark: SparkSession, location: str, key: str, *, depth: int = METADATA_SCAN
+) -> tuple[int, Any]:
     """The table's latest version and :func:`last_user_metadata` of ``key``, in one read.
 
-    Looks at the newest :data:`METADATA_SCAN` commits.
+    Looks at the newest ``depth`` commits (1: ``key`` only if the latest commit has it).
     """
     latest = current_version(spark, location)
-    for _, text in _commits(spark, location, stop=latest - METADATA_SCAN + 1, newest=latest):
+    for _, text in _commits(spark, location, stop=latest - depth + 1, newest=latest):
         try:
             found = json.loads(text) if text else None
         except ValueError:

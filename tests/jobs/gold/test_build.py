@@ -136,3 +136,39 @@ def test_incremental_equals_full_on_hand_built_days_with_late_data_and_a_delete(
 
 def t(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
+
+
+def test_rerun_with_nothing_new_is_answered_from_the_delta_logs_unless_the_table_moved(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    """Same Silver versions, date and rules as the table's latest commit: nothing to do.
+
+    The answer is taken only from Gold's own latest commit: after a commit by anyone
+    else (here a stray DELETE) the run goes the incremental way.
+    """
+    from delta.tables import DeltaTable
+
+    from tests.jobs.gold.test_customer_360 import silver
+
+    tables = silver(spark)
+    for name, table in INPUTS.items():
+        getattr(tables, name).write.format("delta").save(lake.table("silver", table))
+    day = dt.date(2026, 1, 9)
+    target = lake.table("gold", "customer_360")
+    built = run_gold(spark, settings, lake, day, attempt=1)
+    version = current_version(spark, target)
+
+    rerun = run_gold(spark, settings, lake, day, attempt=2)
+    assert rerun == {
+        "mode": f"unchanged (version {version} was built from these inputs)",
+        "customers": built["customers"],
+        "customers_recomputed": 0,
+        "customers_inserted": 0,
+        "customers_updated": 0,
+        "customers_deleted": 0,
+        "as_of_date": "2026-01-09",
+    }
+    assert current_version(spark, target) == version
+
+    DeltaTable.forPath(spark, target).delete("customer_id = 'C2'")
+    assert run_gold(spark, settings, lake, day, attempt=3)["mode"] == "incremental"
