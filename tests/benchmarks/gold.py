@@ -126,19 +126,34 @@ def synthesise(spark: SparkSession, paths: LakePaths, customers: int) -> None:
 
 
 def _run(
-    spark: SparkSession, settings: Settings, paths: LakePaths, attempt: int
+    spark: SparkSession, settings: Settings, paths: LakePaths, attempt: int, day: dt.date = D
 ) -> tuple[float, RunSummary]:
     start = time.perf_counter()
     summary = execute(
-        RunContext("gold.customer_360", "local", D, attempt=attempt), settings, paths, spark
+        RunContext("gold.customer_360", "local", day, attempt=attempt), settings, paths, spark
     )
     return time.perf_counter() - start, summary
+
+
+def _late_orders(
+    spark: SparkSession, paths: LakePaths, customers: int, touched: int, day: dt.date, tag: str
+) -> None:
+    """Orders of ``touched`` customers (spread over all of them) at noon on ``day``."""
+    spark.range(touched).select(
+        F.format_string(f"{tag}%07d", "id").alias("order_id"),
+        F.format_string("C%08d", F.col("id") * 97 % customers).alias("customer_id"),
+        F.lit(dt.datetime.combine(day, dt.time(12))).cast("timestamp").alias("order_ts"),
+        F.lit("USD").alias("currency"),
+        F.lit(25).cast("decimal(12,2)").alias("amount"),
+        F.lit("placed").alias("status"),
+    ).write.format("delta").mode("append").save(paths.table("silver", "fct_orders"))
 
 
 def bench_gold(
     spark: SparkSession, settings: Settings, work: Path, customers: int, baseline_s: float
 ) -> dict[str, object]:
-    """Full build, then a refresh with late orders for 1% of the customers; ratios."""
+    """Full build; refreshes with late orders for 1% of the customers at D and at D+1;
+    a rerun with nothing new; ratios to the full build."""
     paths = LakePaths(str(work))
     paths.ensure_local_layout()
     synthesise(spark, paths, customers)
@@ -148,18 +163,13 @@ def bench_gold(
     shutil.rmtree(paths.table("gold", "customer_360"))
     full_s, full = _run(spark, settings, paths, 2)
     touched = max(1, customers // 100)
-    late = spark.range(touched).select(
-        F.format_string("LATE%07d", "id").alias("order_id"),
-        F.format_string("C%08d", F.col("id") * 97 % customers).alias("customer_id"),
-        F.lit(dt.datetime.combine(D, dt.time(12))).cast("timestamp").alias("order_ts"),
-        F.lit("USD").alias("currency"),
-        F.lit(25).cast("decimal(12,2)").alias("amount"),
-        F.lit("placed").alias("status"),
-    )
-    late.write.format("delta").mode("append").save(paths.table("silver", "fct_orders"))
+    _late_orders(spark, paths, customers, touched, D, "LATE")
     incremental_s, incremental = _run(spark, settings, paths, 3)
     replay_s, replay = _run(spark, settings, paths, 4)
-    out = incremental.outputs[0].extra
+    next_day = D + dt.timedelta(days=1)
+    _late_orders(spark, paths, customers, touched, next_day, "NEXT")
+    next_s, next_run = _run(spark, settings, paths, 1, next_day)
+    out, after = incremental.outputs[0].extra, next_run.outputs[0].extra
     return {
         "customers": customers,
         "full_build_cold_s": round(cold_s, 3),
@@ -173,5 +183,33 @@ def bench_gold(
         "incremental_steps_s": incremental.steps,
         "full_steps_s": full.steps,
         "no_change_rerun_s": round(replay_s, 3),
+        "no_change_over_full": round(replay_s / full_s, 3),
+        "no_change_mode": replay.outputs[0].extra["mode"],
         "no_change_updated": replay.outputs[0].extra["customers_updated"],
+        "next_day_s": round(next_s, 3),
+        "next_day_over_full": round(next_s / full_s, 3),
+        "next_day_recomputed": after["customers_recomputed"],
+        "next_day_rows_updated": after["customers_updated"],
+        "next_day_steps_s": next_run.steps,
+    }
+
+
+def gold_growth(
+    spark: SparkSession, settings: Settings, work: Path, sizes: tuple[int, ...], touched: int
+) -> dict[str, object]:
+    """Late orders of ``touched`` customers refreshed at D on tables of each size."""
+    seconds: dict[int, float] = {}
+    for size in sizes:
+        paths = LakePaths(str(work / f"growth_{size}"))
+        paths.ensure_local_layout()
+        synthesise(spark, paths, size)
+        _run(spark, settings, paths, 1)
+        _late_orders(spark, paths, size, touched, D, "LATE")
+        seconds[size] = _run(spark, settings, paths, 2)[0]
+    smallest, largest = min(sizes), max(sizes)
+    return {
+        "customers_touched": touched,
+        "seconds_by_customers": {str(k): round(v, 3) for k, v in seconds.items()},
+        "growth": round(seconds[largest] / seconds[smallest], 3),
+        "size_ratio": largest // smallest,
     }

@@ -25,9 +25,10 @@ from jobs.common.paths import resolve_lake_paths
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import BASE_VOLUMES, GeneratorParams, generate
 from tests.benchmarks.bronze import bench_bronze
-from tests.benchmarks.gold import bench_gold
+from tests.benchmarks.gold import bench_gold, gold_growth
+from tests.benchmarks.plot import draw, ratios
 from tests.benchmarks.quality import bench_quality
-from tests.benchmarks.scd2 import bench_scd2
+from tests.benchmarks.scd2 import bench_scd2, scd2_growth
 
 EVENT_SCHEMA = (
     "event_id STRING, customer_id STRING, session_id STRING, event_type STRING, "
@@ -108,8 +109,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--parts",
-        default="quality,bronze,scd2,gold",
-        help="comma list of: quality, bronze, scd2, gold (B always runs)",
+        default="quality,bronze,scd2,gold,growth",
+        help="comma list of: quality, bronze, scd2, gold, growth (B always runs)",
+    )
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=Path("docs/benchmarks.png"),
+        help="where the PNG of ratios and growth curves goes",
     )
     parser.add_argument("--customers", type=int, default=100_000, help="gold benchmark size")
     args = parser.parse_args()
@@ -142,6 +149,15 @@ def main() -> int:
         results["scd2"] = bench_scd2(spark, work / "scd2", args.rows, baseline)
     if "gold" in parts:
         results["gold"] = bench_gold(spark, settings, work / "gold", args.customers, baseline)
+    if "growth" in parts:  # a fixed-size change against a table 1x and 4x as large
+        results["growth"] = {
+            "SCD2 (10k keys changed)": scd2_growth(
+                spark, work / "scd2_growth", (args.rows // 4, args.rows)
+            ),
+            "Gold (1,000 customers touched)": gold_growth(
+                spark, settings, work / "gold_growth", (args.customers // 4, args.customers), 1_000
+            ),
+        }
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(
         f"rows: {args.rows:,} behaviour events (generated in {gen_s:.1f}s), "
@@ -169,8 +185,24 @@ def main() -> int:
     gold = results.get("gold")
     if isinstance(gold, dict):
         _print_gold(gold)
+    growth = results.get("growth")
+    if isinstance(growth, dict):
+        _print_growth(growth)
+    print("Ratios against their aims:")
+    for ratio in ratios(results):
+        verdict = "met" if ratio.met else "NOT MET"
+        print(f"     {ratio.label:<48} {ratio.value:>6.3f}  aim <= {ratio.aim:<5}  {verdict}")
     print(f"results: {work / 'results.json'}")
+    print(f"figure:  {draw(results, args.figure)}")
     return 0
+
+
+def _print_growth(growth: dict[str, Any]) -> None:
+    print("How cost grows (the same change, tables 1x and 4x as large):")
+    for name, data in growth.items():
+        sizes = next(v for k, v in data.items() if k.startswith("seconds_by_"))
+        points = ", ".join(f"{int(k):,}: {v:.2f}s" for k, v in sizes.items())
+        print(f"     {name:<32} {points}   growth {data['growth']:.2f}x")
 
 
 def _print_quality(quality: dict[str, Any]) -> None:
@@ -207,7 +239,16 @@ def _print_gold(gold: dict[str, Any]) -> None:
         f"({gold['incremental_recomputed']:,} recomputed, "
         f"{gold['incremental_rows_updated']:,} rows changed)"
     )
-    print(f"     no-change rerun       {gold['no_change_rerun_s']:>7.2f}s")
+    print(
+        f"     no-change rerun       {gold['no_change_rerun_s']:>7.2f}s   "
+        f"ratio {gold['no_change_over_full']:.3f} x full ({gold['no_change_mode']})"
+    )
+    print(
+        f"     next day, {gold['customers_touched']:,} touched {gold['next_day_s']:>5.2f}s   "
+        f"ratio {gold['next_day_over_full']:.3f} x full "
+        f"({gold['next_day_recomputed']:,} recomputed, "
+        f"{gold['next_day_rows_updated']:,} rows changed)"
+    )
 
 
 def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:

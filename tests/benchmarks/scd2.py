@@ -87,6 +87,39 @@ def _file_counts(spark: SparkSession, target: str, changed: DataFrame) -> tuple[
     return total, holding
 
 
+GROWTH_KEYS = 10_000
+
+
+def scd2_growth(
+    spark: SparkSession, work: Path, sizes: tuple[int, ...], rounds: int = 2
+) -> dict[str, object]:
+    """The same-size change (:data:`GROWTH_KEYS` keys, spread over the key space) applied to
+    dimensions of each size; median seconds per size and the largest over the smallest."""
+    seconds: dict[int, float] = {}
+    for size in sizes:
+        target = str(work / f"growth_{size}")
+        _ours(spark, _events(spark, size, 1, "bronze", None), target)
+        step = size // GROWTH_KEYS
+        runs = []
+        for n in range(1, rounds + 1):
+            batch = (
+                _events(spark, size, 1 + n, TIERS[n % len(TIERS)], None)
+                .where(F.substring("customer_id", 2, 8).cast("long") % step == n)
+                .cache()
+            )
+            batch.count()
+            runs.append(_timed(partial(_ours, spark, batch, target))[0])
+            batch.unpersist()
+        seconds[size] = statistics.median(runs)
+    smallest, largest = min(sizes), max(sizes)
+    return {
+        "change_keys": GROWTH_KEYS,
+        "seconds_by_rows": {str(k): round(v, 3) for k, v in seconds.items()},
+        "growth": round(seconds[largest] / seconds[smallest], 3),
+        "size_ratio": largest // smallest,
+    }
+
+
 def bench_scd2(
     spark: SparkSession, work: Path, rows: int, baseline_s: float, rounds: int = 3
 ) -> dict[str, object]:
