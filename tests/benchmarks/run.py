@@ -103,6 +103,14 @@ def bench_delta_vs_parquet(
     }
 
 
+def _settle(spark: SparkSession) -> None:
+    """Start each part from the same state: nothing cached, the driver's heap collected."""
+    spark.catalog.clearCache()
+    jvm = spark._jvm
+    assert jvm is not None
+    jvm.java.lang.System.gc()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -144,12 +152,16 @@ def main() -> int:
     frame.unpersist()
     baseline = float(dvp["baseline_parquet_write_s"])
     if "bronze" in parts:
+        _settle(spark)
         results["bronze"] = bench_bronze(spark, settings, work / "bronze", args.rows, baseline)
     if "scd2" in parts:
+        _settle(spark)
         results["scd2"] = bench_scd2(spark, work / "scd2", args.rows, baseline)
     if "gold" in parts:
+        _settle(spark)
         results["gold"] = bench_gold(spark, settings, work / "gold", args.customers, baseline)
-    if "growth" in parts:  # a fixed-size change against a table 1x and 4x as large
+    if "growth" in parts:
+        _settle(spark)  # a fixed-size change against a table 1x and 4x as large
         results["growth"] = {
             "SCD2 (10k keys changed)": scd2_growth(
                 spark, work / "scd2_growth", (args.rows // 4, args.rows)
