@@ -67,6 +67,8 @@ def bench_bronze(
         "incremental_rows_written": incremental.rows_out,
         "incremental_1pct_s": round(incremental_s, 3),
         "incremental_over_initial": round(incremental_s / initial_s, 3),
+        "incremental_steps_s": incremental.steps,
+        "initial_steps_s": initial.steps,
         "no_change_rerun_s": round(quiet_s, 3),
         "no_change_over_initial": round(quiet_s / initial_s, 3),
         "no_change_rows_written": quiet.rows_out,

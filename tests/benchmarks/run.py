@@ -261,6 +261,9 @@ def _print_gold(gold: dict[str, Any]) -> None:
         f"({gold['next_day_recomputed']:,} recomputed, "
         f"{gold['next_day_rows_updated']:,} rows changed)"
     )
+    for run in ("full", "incremental", "next_day"):
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in gold[f"{run}_steps_s"].items())
+        print(f"       {run} steps (s): {steps}")
 
 
 def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:
@@ -275,6 +278,8 @@ def _print_bronze(rows: int, bronze: dict[str, Any]) -> None:
         f"     +1% incremental       {bronze['incremental_1pct_s']:>7.2f}s   "
         f"ratio {bronze['incremental_over_initial']:.3f} x initial"
     )
+    steps = ", ".join(f"{k} {v:.2f}" for k, v in bronze["incremental_steps_s"].items())
+    print(f"       its steps (s): {steps}")
     print(
         f"     no-change rerun       {bronze['no_change_rerun_s']:>7.2f}s   "
         f"ratio {bronze['no_change_over_initial']:.3f} x initial"
