@@ -2,7 +2,7 @@
 
 The dimension (1M keys by default, one version each) is built by ``apply_changes``
 itself and copied, with the same table properties, to the peer: the canonical recipe
-(``scd2_canonical``). Then, round after round, a batch changes a tracked column of 1%
+(``scd2_canonical``). Then, in 5 rounds, a batch changes a tracked column of 1%
 of the keys (random keys, so spread over all files) and both apply it; after the rounds
 the two tables must be equal, row for row. Then the last batch again (a replay).
 Reported: medians of the rounds, our time as a ratio of the peer's, the files holding
@@ -121,7 +121,7 @@ def scd2_growth(
 
 
 def bench_scd2(
-    spark: SparkSession, work: Path, rows: int, baseline_s: float, rounds: int = 3
+    spark: SparkSession, work: Path, rows: int, baseline_s: float, rounds: int = 5
 ) -> dict[str, object]:
     """Initial build; ``rounds`` 1% change batches, ours and the peer's; a replay; growth."""
     target, peer = str(work / "dim_customer"), str(work / "canonical")
