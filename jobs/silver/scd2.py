@@ -44,6 +44,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ from pyspark.sql import functions as F
 from jobs.common import delta_io
 from jobs.common.errors import LakehouseError
 from jobs.common.faults import crash_inside, crash_point, rendezvous
+from jobs.common.spark import planned_for_small_data
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,9 @@ REASON, RECORD = "_reason", "_record"
 APPLIED_KEY = "scd2_event_log_version"
 VIOLATION = "_violation"  # the invariant check's rows among the diff counts
 MAX_ATTEMPTS = 5
+# Up to this many keys to recompute, the history, diff and MERGE are planned statically
+# (few rows: adaptive execution's per-stage jobs cost more than they save).
+SMALL_CHANGE_KEYS = 100_000
 
 
 class HistoryInvariantError(LakehouseError):
@@ -633,6 +638,7 @@ def _refresh_target(
     if log_version <= applied:
         return unchanged
     cached: list[DataFrame] = []
+    stack = ExitStack()
     try:
         affected = arrived.select(*spec.keys).distinct()
         keys_affected = keys
@@ -643,6 +649,12 @@ def _refresh_target(
         if not keys_affected:
             return unchanged
         touched = F.broadcast(affected) if keys_affected <= 1_000_000 else affected
+        plan = (
+            planned_for_small_data(spark, partitions=2)
+            if keys_affected <= SMALL_CHANGE_KEYS
+            else nullcontext()
+        )
+        stack.enter_context(plan)
         if logged is None:
             log_events = delta_io.read_table(spark, tables.events, version=log_version)
         else:  # the log at log_version holds exactly these events of the keys
@@ -699,5 +711,6 @@ def _refresh_target(
             "operation_metrics": commit.metrics,
         }
     finally:
+        stack.close()
         for frame in reversed(cached):  # dependents first: no re-planning of them
             frame.unpersist()

@@ -15,6 +15,7 @@ from jobs.common.spark import (
     LINEAGE_LISTENER,
     driver_archive_location,
     listener_jar_uri,
+    planned_for_small_data,
     runtime_versions,
     spark_conf,
 )
@@ -30,6 +31,22 @@ def test_session_is_utc_delta_enabled_with_aqe(spark: SparkSession) -> None:
     assert conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
     assert conf.get("spark.sql.adaptive.enabled") == "true"
     assert spark.sparkContext.getConf().get("spark.ui.enabled") == "false"
+
+
+def test_a_small_data_block_plans_statically_and_restores_the_session(
+    spark: SparkSession,
+) -> None:
+    conf = spark.conf
+    before = conf.get("spark.sql.shuffle.partitions")
+    frame = spark.range(100).selectExpr("id % 7 AS k").groupBy("k").count()
+    with planned_for_small_data(spark, partitions=3):
+        assert conf.get("spark.sql.adaptive.enabled") == "false"
+        assert frame.rdd.getNumPartitions() == 3  # planned now: three shuffle partitions
+        with planned_for_small_data(spark, partitions=1):  # nested: the inner block wins
+            assert conf.get("spark.sql.shuffle.partitions") == "1"
+        assert conf.get("spark.sql.shuffle.partitions") == "3"
+    assert conf.get("spark.sql.adaptive.enabled") == "true"
+    assert conf.get("spark.sql.shuffle.partitions") == before
 
 
 def test_session_parses_and_renders_timestamps_in_utc(spark: SparkSession) -> None:
