@@ -26,7 +26,7 @@ from jobs.common.jars import local_jars, required_artifacts
 from jobs.common.paths import LakePaths
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 GLUE_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 LINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
@@ -288,3 +288,11 @@ def planned_for_small_data(session: SparkSession, partitions: int) -> Iterator[N
                     conf.unset(key)
                 else:
                     conf.set(key, value)
+
+
+def estimated_bytes(frame: DataFrame) -> int:
+    """Spark's estimate of ``frame``'s size in bytes, without running a Spark job.
+
+    Exact for a materialised cache; the files' size for a table scan.
+    """
+    return int(frame._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())

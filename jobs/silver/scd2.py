@@ -54,7 +54,7 @@ from pyspark.sql import functions as F
 from jobs.common import delta_io
 from jobs.common.errors import LakehouseError
 from jobs.common.faults import crash_inside, crash_point, rendezvous
-from jobs.common.spark import planned_for_small_data
+from jobs.common.spark import estimated_bytes, planned_for_small_data
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ MAX_ATTEMPTS = 5
 # Up to this many keys to recompute, the history, diff and MERGE are planned statically
 # (few rows: adaptive execution's per-stage jobs cost more than they save).
 SMALL_CHANGE_KEYS = 100_000
+# A batch Spark estimates at up to this size is classified the same way.
+SMALL_BATCH_BYTES = 32 * 1024 * 1024
 
 
 class HistoryInvariantError(LakehouseError):
@@ -510,21 +512,31 @@ def _apply_once(
     slot = [*spec.keys, SEQ]
     # The log's events of this batch's keys, read once: they classify the batch and,
     # with the batch's new events, are the whole history of the keys to recompute.
-    # (The batch's keys are few next to the log: Spark broadcasts them, so the log is
-    # scanned once and not shuffled.)
+    # A small batch's keys are broadcast, so the log is scanned once and not shuffled,
+    # and the classification is planned statically (few rows: see SMALL_CHANGE_KEYS).
     log_at_start = delta_io.read_table(spark, tables.events, version=log_before)
-    prior = log_at_start.join(
-        events.select(*spec.keys).distinct(), on=list(spec.keys), how="left_semi"
-    ).cache()
-    classified = events.transform(classify_events(spec, prior.select(*slot, EVENT_HASH))).cache()
+    small = estimated_bytes(events) <= SMALL_BATCH_BYTES
+    cached: list[DataFrame] = []
     try:
-        key = F.struct(*[F.col(f"`{k}`") for k in spec.keys])
-        tally = {
-            r[STATUS]: (int(r["n"]), int(r["keys"]))
-            for r in classified.groupBy(STATUS)
-            .agg(F.count("*").alias("n"), F.count_distinct(key).alias("keys"))
-            .collect()
-        }
+        with planned_for_small_data(spark, partitions=2) if small else nullcontext():
+            batch_keys = events.select(*spec.keys).distinct()
+            prior = log_at_start.join(
+                F.broadcast(batch_keys) if small else batch_keys,
+                on=list(spec.keys),
+                how="left_semi",
+            ).cache()
+            cached.append(prior)
+            classified = events.transform(
+                classify_events(spec, prior.select(*slot, EVENT_HASH))
+            ).cache()
+            cached.append(classified)
+            key = F.struct(*[F.col(f"`{k}`") for k in spec.keys])
+            tally = {
+                r[STATUS]: (int(r["n"]), int(r["keys"]))
+                for r in classified.groupBy(STATUS)
+                .agg(F.count("*").alias("n"), F.count_distinct(key).alias("keys"))
+                .collect()
+            }
         counts = {status: n for status, (n, _) in tally.items()}
         rows_in, events_new = sum(counts.values()), counts.get(NEW, 0)
         rows_quarantined = counts.get(REJECTED, 0)
@@ -571,8 +583,8 @@ def _apply_once(
             **result,
         )
     finally:
-        classified.unpersist()  # before what it was computed from: no re-planning
-        prior.unpersist()
+        for frame in reversed(cached):  # dependents first: no re-planning of them
+            frame.unpersist()
 
 
 def _log_new_events(
