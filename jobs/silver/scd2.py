@@ -69,6 +69,7 @@ MAX_ATTEMPTS = 5
 SMALL_CHANGE_KEYS = 100_000
 # A batch Spark estimates at up to this size is classified the same way.
 SMALL_BATCH_BYTES = 32 * 1024 * 1024
+SMALL_PLAN_PARTITIONS = 2  # shuffle partitions of those static plans
 
 
 class HistoryInvariantError(LakehouseError):
@@ -518,7 +519,7 @@ def _apply_once(
     small = estimated_bytes(events) <= SMALL_BATCH_BYTES
     cached: list[DataFrame] = []
     try:
-        with planned_for_small_data(spark, partitions=2) if small else nullcontext():
+        with planned_for_small_data(spark, SMALL_PLAN_PARTITIONS) if small else nullcontext():
             batch_keys = events.select(*spec.keys).distinct()
             prior = log_at_start.join(
                 F.broadcast(batch_keys) if small else batch_keys,
@@ -662,7 +663,7 @@ def _refresh_target(
             return unchanged
         touched = F.broadcast(affected) if keys_affected <= 1_000_000 else affected
         plan = (
-            planned_for_small_data(spark, partitions=2)
+            planned_for_small_data(spark, SMALL_PLAN_PARTITIONS)
             if keys_affected <= SMALL_CHANGE_KEYS
             else nullcontext()
         )
