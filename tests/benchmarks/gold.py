@@ -214,3 +214,25 @@ def gold_growth(
         "growth": round(seconds[largest] / seconds[smallest], 3),
         "size_ratio": largest // smallest,
     }
+
+
+def gold_fixed_cost(
+    spark: SparkSession, settings: Settings, work: Path, customers: int
+) -> dict[str, object]:
+    """Gold job runs on a demo-sized table (warm session): a full build, a same-day
+    refresh with 10 customers' late orders, and the next day with 10 more."""
+    paths = LakePaths(str(work))
+    paths.ensure_local_layout()
+    synthesise(spark, paths, customers)
+    full_s, _ = _run(spark, settings, paths, 1)
+    _late_orders(spark, paths, customers, 10, D, "LATE")
+    refresh_s, _ = _run(spark, settings, paths, 2)
+    next_day = D + dt.timedelta(days=1)
+    _late_orders(spark, paths, customers, 10, next_day, "NEXT")
+    next_s, _ = _run(spark, settings, paths, 1, next_day)
+    return {
+        "customers": customers,
+        "full_build_s": round(full_s, 3),
+        "same_day_refresh_s": round(refresh_s, 3),
+        "next_day_s": round(next_s, 3),
+    }

@@ -25,10 +25,10 @@ from jobs.common.paths import resolve_lake_paths
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.datagen.generator import BASE_VOLUMES, GeneratorParams, generate
 from tests.benchmarks.bronze import bench_bronze
-from tests.benchmarks.gold import bench_gold, gold_growth
+from tests.benchmarks.gold import bench_gold, gold_fixed_cost, gold_growth
 from tests.benchmarks.plot import draw, ratios
 from tests.benchmarks.quality import bench_quality
-from tests.benchmarks.scd2 import bench_scd2, scd2_growth
+from tests.benchmarks.scd2 import bench_scd2, scd2_fixed_cost, scd2_growth
 
 EVENT_SCHEMA = (
     "event_id STRING, customer_id STRING, session_id STRING, event_type STRING, "
@@ -117,8 +117,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--parts",
-        default="quality,bronze,scd2,gold,growth",
-        help="comma list of: quality, bronze, scd2, gold, growth (B always runs)",
+        default="quality,bronze,scd2,gold,growth,fixed",
+        help="comma list of: quality, bronze, scd2, gold, growth, fixed (B always runs)",
     )
     parser.add_argument(
         "--figure",
@@ -160,6 +160,12 @@ def main() -> int:
     if "gold" in parts:
         _settle(spark)
         results["gold"] = bench_gold(spark, settings, work / "gold", args.customers, baseline)
+    if "fixed" in parts:  # small batches in a warm session: the per-job floor
+        _settle(spark)
+        results["fixed"] = {
+            "scd2": scd2_fixed_cost(spark, work / "scd2_fixed", 100_000),
+            "gold": gold_fixed_cost(spark, settings, work / "gold_fixed", 1_091),
+        }
     if "growth" in parts:
         _settle(spark)  # a fixed-size change against a table 1x and 4x as large
         results["growth"] = {
@@ -200,6 +206,9 @@ def main() -> int:
     growth = results.get("growth")
     if isinstance(growth, dict):
         _print_growth(growth)
+    fixed = results.get("fixed")
+    if isinstance(fixed, dict):
+        _print_fixed(fixed)
     print("Ratios against their aims:")
     for ratio in ratios(results):
         verdict = "met" if ratio.met else "NOT MET"
@@ -207,6 +216,19 @@ def main() -> int:
     print(f"results: {work / 'results.json'}")
     print(f"figure:  {draw(results, args.figure)}")
     return 0
+
+
+def _print_fixed(fixed: dict[str, Any]) -> None:
+    scd2, gold = fixed["scd2"], fixed["gold"]
+    print("Fixed cost of small batches (warm session; aim <= 4 s each):")
+    print(
+        f"     SCD2, 100 keys changed in a {scd2['dimension_rows']:,}-key dimension "
+        f"{scd2['seconds']:.2f}s (median of {scd2['runs_s']})"
+    )
+    print(
+        f"     Gold job, {gold['customers']:,} customers: full build {gold['full_build_s']:.2f}s, "
+        f"same-day refresh {gold['same_day_refresh_s']:.2f}s, next day {gold['next_day_s']:.2f}s"
+    )
 
 
 def _print_growth(growth: dict[str, Any]) -> None:

@@ -191,3 +191,25 @@ def bench_scd2(
         "replay_over_canonical_change": round(replay_s / peer_median, 3),
         "replay_committed": replay.committed,
     }
+
+
+def scd2_fixed_cost(
+    spark: SparkSession, work: Path, rows: int, rounds: int = 3
+) -> dict[str, object]:
+    """Seconds of ``apply_changes`` for a change of 100 keys on a ``rows``-key dimension,
+    warm (the session has run the other parts): the fixed cost of a small Silver batch."""
+    target = str(work / "fixed")
+    _ours(spark, _events(spark, rows, 1, "bronze", None), target)
+    step = rows // 100
+    runs = []
+    for n in range(1, rounds + 1):
+        batch = (
+            _events(spark, rows, 1 + n, TIERS[n % len(TIERS)], None)
+            .where(F.substring("customer_id", 2, 8).cast("long") % step == n)
+            .cache()
+        )
+        batch.count()
+        runs.append(_timed(partial(_ours, spark, batch, target))[0])
+        batch.unpersist()
+    return {"dimension_rows": rows, "changed_keys": 100, "runs_s": [round(x, 3) for x in runs],
+            "seconds": round(statistics.median(runs), 3)}  # fmt: skip
