@@ -90,6 +90,26 @@ def _file_counts(spark: SparkSession, target: str, changed: DataFrame) -> tuple[
 GROWTH_KEYS = 10_000
 
 
+def _timed_changes(
+    spark: SparkSession, target: str, rows: int, changed: int, rounds: int
+) -> list[float]:
+    """Build a ``rows``-key dimension, then time ``rounds`` changes of ``changed`` keys each
+    (spread over the key space)."""
+    _ours(spark, _events(spark, rows, 1, "bronze", None), target)
+    step = rows // changed
+    runs = []
+    for n in range(1, rounds + 1):
+        batch = (
+            _events(spark, rows, 1 + n, TIERS[n % len(TIERS)], None)
+            .where(F.substring("customer_id", 2, 8).cast("long") % step == n)
+            .cache()
+        )
+        batch.count()
+        runs.append(_timed(partial(_ours, spark, batch, target))[0])
+        batch.unpersist()
+    return runs
+
+
 def scd2_growth(
     spark: SparkSession, work: Path, sizes: tuple[int, ...], rounds: int = 2
 ) -> dict[str, object]:
@@ -97,19 +117,7 @@ def scd2_growth(
     dimensions of each size; median seconds per size and the largest over the smallest."""
     seconds: dict[int, float] = {}
     for size in sizes:
-        target = str(work / f"growth_{size}")
-        _ours(spark, _events(spark, size, 1, "bronze", None), target)
-        step = size // GROWTH_KEYS
-        runs = []
-        for n in range(1, rounds + 1):
-            batch = (
-                _events(spark, size, 1 + n, TIERS[n % len(TIERS)], None)
-                .where(F.substring("customer_id", 2, 8).cast("long") % step == n)
-                .cache()
-            )
-            batch.count()
-            runs.append(_timed(partial(_ours, spark, batch, target))[0])
-            batch.unpersist()
+        runs = _timed_changes(spark, str(work / f"growth_{size}"), size, GROWTH_KEYS, rounds)
         seconds[size] = statistics.median(runs)
     smallest, largest = min(sizes), max(sizes)
     return {
@@ -198,18 +206,6 @@ def scd2_fixed_cost(
 ) -> dict[str, object]:
     """Seconds of ``apply_changes`` for a change of 100 keys on a ``rows``-key dimension,
     warm (the session has run the other parts): the fixed cost of a small Silver batch."""
-    target = str(work / "fixed")
-    _ours(spark, _events(spark, rows, 1, "bronze", None), target)
-    step = rows // 100
-    runs = []
-    for n in range(1, rounds + 1):
-        batch = (
-            _events(spark, rows, 1 + n, TIERS[n % len(TIERS)], None)
-            .where(F.substring("customer_id", 2, 8).cast("long") % step == n)
-            .cache()
-        )
-        batch.count()
-        runs.append(_timed(partial(_ours, spark, batch, target))[0])
-        batch.unpersist()
+    runs = _timed_changes(spark, str(work / "fixed"), rows, 100, rounds)
     return {"dimension_rows": rows, "changed_keys": 100, "runs_s": [round(x, 3) for x in runs],
             "seconds": round(statistics.median(runs), 3)}  # fmt: skip
