@@ -295,10 +295,12 @@ def _customer_360(spark: Any, paths: LakePaths) -> list[str]:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from jobs.gold.build import read_customer_360
+
     location = paths.table("gold", "customer_360")
     if not table_exists(spark, location):
         return []
-    gold = read_table(spark, location)
+    gold = read_customer_360(spark, location)
     pick = Window.partitionBy("churn_risk").orderBy(F.desc("net_revenue_usd"), "customer_id")
     shown = (
         gold.withColumn("_n", F.row_number().over(pick))

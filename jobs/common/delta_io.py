@@ -360,13 +360,7 @@ def append_unless_changed(
     jvm = _jvm(spark)
     delta = jvm.org.apache.spark.sql.delta
     none = jvm.scala.Option.empty()
-    txn = _delta_log(spark, location).startTransaction()
-    if txn.readVersion() != read_version:
-        raise TableChangedError(
-            f"{location} is at version {txn.readVersion()}, the rows were computed "
-            f"from version {read_version}: recompute them"
-        )
-    txn.readWholeTable()
+    txn = _transaction_from(spark, location, read_version, "the rows were computed from")
     actions = txn.writeFiles(rows._jdf)
     _, text = _tagged(None)
     operation = getattr(delta, "DeltaOperations$Write")(
@@ -375,6 +369,64 @@ def append_unless_changed(
     )  # fmt: skip
     version = int(txn.commit(actions, operation))
     return next(_commits(spark, location, stop=version, newest=version))[0]
+
+
+def _transaction_from(spark: SparkSession, location: str, read_version: int, what: str) -> Any:
+    """A Delta transaction on ``location`` that read the whole table at ``read_version``.
+
+    Refused with ``TableChangedError`` when the table is past that version; any commit
+    after it that adds data makes this transaction's commit fail as a conflict.
+    """
+    txn = _delta_log(spark, location).startTransaction()
+    if txn.readVersion() != read_version:
+        raise TableChangedError(
+            f"{location} is at version {txn.readVersion()}, {what} version {read_version}: "
+            "run it again"
+        )
+    txn.readWholeTable()
+    return txn
+
+
+def commit_unchanged(
+    spark: SparkSession, location: str, user_metadata: dict[str, Any], *, read_version: int
+) -> CommitInfo:
+    """A commit that changes no data and records ``user_metadata`` (a job's progress).
+
+    For a run whose inputs moved but whose rows all stayed as stored: its progress
+    must be in the log like a write's. Refused with ``TableChangedError`` when the
+    table moved past ``read_version`` (the run decided from that version); the commit
+    records a read of the whole table, so a writer committing meanwhile conflicts.
+    """
+    jvm = _jvm(spark)
+    delta = jvm.org.apache.spark.sql.delta
+    txn = _transaction_from(spark, location, read_version, "the run decided from")
+    nothing = getattr(getattr(jvm.scala.collection.immutable, "Nil$"), "MODULE$")
+    with commit_metadata(spark, user_metadata) as token:
+        txn.commit(nothing, getattr(getattr(delta, "DeltaOperations$ManualUpdate$"), "MODULE$"))
+    return _committed(spark, location, token, after=read_version)
+
+
+def replace_table(
+    spark: SparkSession,
+    rows: DataFrame,
+    location: str,
+    *,
+    user_metadata: dict[str, Any] | None = None,
+    properties: dict[str, str] | None = None,
+) -> CommitInfo:
+    """Replace the table's rows and schema with ``rows`` in one commit (older versions stay)."""
+    writer = rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    for key, value in (properties or {}).items():
+        writer = writer.option(key, value)
+    with commit_metadata(spark, user_metadata) as token:
+        writer.save(location)
+    return _committed(spark, location, token)
+
+
+def register_view(spark: SparkSession, database: str, name: str, query: str) -> None:
+    """(Re)define the view ``database.name`` as ``query`` in the session catalog."""
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    spark.sql(f"CREATE OR REPLACE VIEW `{database}`.`{name}` AS {query}")
 
 
 def merge_actions(

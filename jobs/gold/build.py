@@ -13,11 +13,14 @@ the others:
   events, and dim_customer versions starting or ending then), and customers with
   events leaving the 30-day window (D'-29 .. D-30).
 
-The metrics that depend on the whole population or on D alone (days since the last
-order, RFM quintiles, churn risk) are then derived for every customer from the stored
-and recomputed base metrics (a projection of one row per customer), the gate runs,
-and one MERGE applies the rows that differ (and deletes customers no longer in the
-population). The Silver versions read, D and the rules' hash travel in that commit.
+The metrics that depend on the whole population or on D (RFM quintiles, churn risk)
+are then derived for every customer from the stored and recomputed base metrics (a
+projection of one row per customer), the gate runs, and one MERGE applies the rows
+that differ (and deletes customers no longer in the population). The Silver versions
+read, D and the rules' hash travel in that commit (a commit without data changes when
+no row differs). Nothing stored counts days from D: readers get ``as_of_date`` and
+``days_since_last_order`` from :func:`read_customer_360` or the view
+``gold.customer_360_as_of``, so a day passing rewrites only the rows whose values moved.
 """
 
 from __future__ import annotations
@@ -40,12 +43,15 @@ from jobs.common.spark import jvm_log_level
 from jobs.gold.contract import INPUTS, TABLE
 from jobs.gold.customer_360 import (
     BASE_COLUMNS,
+    STORED_COLUMNS,
     ChurnRules,
     Customer360Rules,
     SegmentRule,
     Silver,
     base_metrics,
     customer_360,
+    day_counts,
+    with_day_counts,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +63,8 @@ STATE_KEY = "gold_customer_360"
 ROW_HASH = "_row_hash"
 IGNORED = {"_run_id", "_updated_at", ROW_HASH}
 GOLD_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
+# the stored rows with their day counts, pinned to the version built for its D
+VIEW = f"{TABLE}_as_of"
 
 
 def rules_from(settings: Customer360Settings) -> Customer360Rules:
@@ -95,9 +103,11 @@ def build_customer_360(job: JobEnv) -> None:
         with run.step("plan"):
             versions = {n: delta_io.current_version(spark, loc) for n, loc in locations.items()}
             state = head = None
+            stored_columns: list[str] = []
             if delta_io.table_exists(spark, target):
                 state = delta_io.last_user_metadata(spark, target, STATE_KEY)
                 head = delta_io.versioned_user_metadata(spark, target, STATE_KEY, depth=1)
+                stored_columns = delta_io.read_table(spark, target).columns
             reached = {
                 "as_of": as_of.isoformat(),
                 "versions": versions,
@@ -105,7 +115,9 @@ def build_customer_360(job: JobEnv) -> None:
             }
             # The table's latest commit is this job's, made from these very Silver
             # versions, date and rules: a run would compute what is stored.
-            unchanged = head is not None and head[1] == reached
+            # A table stored in an older layout is rewritten in this one, whatever else.
+            relayout = bool(stored_columns) and not set(stored_columns) <= _stored_layout()
+            unchanged = head is not None and head[1] == reached and not relayout
             silver = Silver(
                 **{
                     n: delta_io.read_table(spark, loc, version=versions[n])
@@ -117,6 +129,8 @@ def build_customer_360(job: JobEnv) -> None:
             _report_unchanged(job, locations, versions, target, head[0])
             return
         reason = _full_rebuild_reason(state, as_of, rules)
+        if relayout:
+            reason = "the table's columns changed"
         cached: list[DataFrame] = []  # unpersisted at the end, whatever happens
         with run.step("metrics"):
             if reason:
@@ -157,10 +171,23 @@ def build_customer_360(job: JobEnv) -> None:
                 )
             held = _hold_back(job, gate, rows.columns)
             with run.step("write"):
-                if not counts:
+                if relayout:  # a MERGE cannot drop columns
+                    commit = delta_io.replace_table(
+                        spark,
+                        rows.join(held, "customer_id", "left_anti") if held is not None else rows,
+                        target,
+                        user_metadata={STATE_KEY: reached},
+                    )
+                elif not counts:
+                    # every row is as stored; the log still learns D and the versions
                     commit = delta_io.CommitInfo(
                         delta_io.current_version(spark, target), "NONE", {}
                     )
+                    if state != reached:
+                        assert head is not None
+                        commit = delta_io.commit_unchanged(
+                            spark, target, {STATE_KEY: reached}, read_version=head[0]
+                        )
                 else:
                     commit = delta_io.merge_actions(
                         spark,
@@ -203,8 +230,32 @@ def build_customer_360(job: JobEnv) -> None:
             },
         )
     )
-    with run.step("register"):
-        delta_io.register_table(spark, "gold", TABLE, target)
+    _register(job, target, commit.version)
+
+
+def _register(job: JobEnv, target: str, version: int) -> None:
+    """The table, and its view with the day counts pinned to ``version`` (built for D)."""
+    counts = ", ".join(f"{sql} AS {name}" for name, sql in day_counts(job.ctx.logical_date).items())
+    with job.recorder.step("register"):
+        delta_io.register_table(job.spark, "gold", TABLE, target)
+        delta_io.register_view(
+            job.spark,
+            "gold",
+            VIEW,
+            f"SELECT * EXCEPT ({ROW_HASH}), {counts} FROM delta.`{target}` VERSION AS OF {version}",
+        )
+
+
+def read_customer_360(spark: SparkSession, location: str) -> DataFrame:
+    """``gold.customer_360`` as readers see it: the stored rows with their day counts.
+
+    The D the rows were built for is the one the latest Gold commit records.
+    """
+    state = delta_io.last_user_metadata(spark, location, STATE_KEY)
+    if state is None:
+        raise ValueError(f"{location} has no gold.{TABLE} commit: no date to count days from")
+    stored = delta_io.read_table(spark, location)
+    return stored.drop(ROW_HASH).transform(with_day_counts(dt.date.fromisoformat(state["as_of"])))
 
 
 def _report_inputs(job: JobEnv, locations: dict[str, str], versions: dict[str, int]) -> None:
@@ -238,8 +289,12 @@ def _report_unchanged(
             },
         )
     )
-    with job.recorder.step("register"):
-        delta_io.register_table(job.spark, "gold", TABLE, target)
+    _register(job, target, version)
+
+
+def _stored_layout() -> set[str]:
+    """The columns the job stores (the metrics, bookkeeping, the row hash)."""
+    return {*STORED_COLUMNS, ROW_HASH}
 
 
 def _full_rebuild_reason(

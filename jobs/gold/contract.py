@@ -57,7 +57,6 @@ COLUMN_LINEAGE: dict[str, list[ColumnSource]] = {
     "avg_order_value_usd": _from(*_ORDERS_USD),
     "first_order_at": _from(("silver.fct_orders", "order_ts")),
     "last_order_at": _from(("silver.fct_orders", "order_ts")),
-    "days_since_last_order": _from(("silver.fct_orders", "order_ts")),
     "events_30d": _from(("silver.fct_events", "event_id"), ("silver.fct_events", "event_ts")),
     "sessions_30d": _from(("silver.fct_events", "session_id"), ("silver.fct_events", "event_ts")),
     "last_seen_at": _from(("silver.fct_events", "event_ts")),

@@ -29,7 +29,7 @@ Orders (``silver.fct_orders``, each order's latest state):
   ``orders_count``, rounded to cents, NULL when no orders (understated when
   ``fx_missing_orders`` > 0, which that column flags).
 - ``first_order_at`` / ``last_order_at``: earliest / latest ``order_ts`` of counted
-  orders; ``days_since_last_order`` = D - date of ``last_order_at`` (NULL: no orders).
+  orders.
 
 Events (``silver.fct_events``): ``events_30d`` = events with ``event_ts`` in D-29 .. D
 (30 days); ``sessions_30d`` = distinct non-NULL ``session_id`` among them;
@@ -39,13 +39,18 @@ Cases (``silver.fct_support_cases``, latest state): cases opened on or before D;
 ``cases_total`` = their number, ``open_cases`` = those whose status is not ``closed``,
 ``avg_csat`` = mean CSAT over those with a score (2 decimals, NULL when none).
 
-Scores over the population of D: ``r_score`` (recency: fewer days since the last
-order is better; no orders is worst), ``f_score`` (``orders_count``), ``m_score``
+Scores over the population of D: ``r_score`` (recency: a later date of the last order
+is better; no orders is worst), ``f_score`` (``orders_count``), ``m_score``
 (``net_revenue_usd``): quintiles 1-5 (5 best) by ``ntile(5)`` over the population
 ordered worst to best, ties broken by ``customer_id`` ascending (so a tie puts the
 smaller id in the lower or equal quintile). ``rfm_segment``: the first rule of
 ``Customer360Rules.rfm_segments`` whose score ranges all hold, else its default.
 ``churn_risk``: see :func:`churn_risk`.
+
+Day counts (:func:`with_day_counts`, derived when the table is read, never stored, so
+the passage of a day alone rewrites no row): ``as_of_date`` = D, the date the stored
+rows were built for; ``days_since_last_order`` = D - date of ``last_order_at`` (NULL:
+no orders).
 """
 
 from __future__ import annotations
@@ -296,6 +301,21 @@ def base_metrics(silver: Silver, as_of: dt.date) -> DataFrame:
     )
 
 
+# what the job stores per customer (the day counts are derived when read)
+STORED_COLUMNS = [
+    *BASE_COLUMNS,
+    "net_revenue_usd",
+    "avg_order_value_usd",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+    "churn_risk",
+    "_run_id",
+    "_updated_at",
+]
+
+
 def _quintile(worst_first: Column) -> Column:
     return F.ntile(5).over(Window.orderBy(worst_first, F.col("customer_id").asc()))
 
@@ -308,7 +328,7 @@ def churn_risk(rules: ChurnRules) -> Column:
     else low. Then one level lower when ``events_30d`` >= ``engaged_events_30d``
     (still engaged), one level higher when ``avg_csat`` <= ``unhappy_csat``; clamped.
     """
-    idle = F.coalesce(F.col("days_since_last_order"), F.col("_days_since_signup"))
+    idle = F.col("_days_idle")
     level = (
         F.when(idle > rules.high_after_days, 2).when(idle > rules.medium_after_days, 1).otherwise(0)
     )
@@ -332,15 +352,19 @@ def rfm_segment(rules: Customer360Rules) -> Column:
 def customer_360(
     as_of: dt.date, rules: Customer360Rules, run_id: str, updated_at: dt.datetime | None = None
 ) -> Callable[[DataFrame], DataFrame]:
-    """The table's rows from :func:`base_metrics` rows (the whole population of D).
+    """The table's stored rows from :func:`base_metrics` rows (the whole population of D).
 
-    ``updated_at`` (the run's start; default now) is a literal, so the rows are a
-    deterministic function of the inputs and Delta need not materialise a MERGE source.
+    Nothing stored counts days from D (:func:`with_day_counts` adds those when read):
+    a stored row changes only when the customer's facts, the population's quintiles or
+    its churn level change. ``updated_at`` (the run's start; default now) is a literal,
+    so the rows are a deterministic function of the inputs and Delta need not
+    materialise a MERGE source.
     """
     stamp = F.lit(updated_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)).cast("timestamp")
     day = F.lit(as_of)
 
     def transform(base: DataFrame) -> DataFrame:
+        last_order = F.to_date("last_order_at")
         derived = base.select(
             *BASE_COLUMNS,
             (F.col("gross_revenue_usd") - F.col("returns_usd"))
@@ -350,29 +374,42 @@ def customer_360(
                 F.col("orders_count") > 0,
                 F.round(F.col("gross_revenue_usd") / F.col("orders_count"), 2).cast(MONEY),
             ).alias("avg_order_value_usd"),
-            F.datediff(day, F.to_date("last_order_at")).alias("days_since_last_order"),
-            F.datediff(day, F.col("signup_date")).alias("_days_since_signup"),
+            F.datediff(day, F.coalesce(last_order, F.col("signup_date"))).alias("_days_idle"),
         )
         scored = (
-            derived.withColumn(
-                "r_score", _quintile(F.col("days_since_last_order").desc_nulls_first())
-            )
+            # recency: the earlier the last order, the worse (the same order as more
+            # days since it, whatever D is)
+            derived.withColumn("r_score", _quintile(last_order.asc_nulls_first()))
             .withColumn("f_score", _quintile(F.col("orders_count").asc()))
             .withColumn("m_score", _quintile(F.col("net_revenue_usd").asc()))
         )
-        return scored.select(
-            *BASE_COLUMNS,
-            "net_revenue_usd",
-            "avg_order_value_usd",
-            "days_since_last_order",
-            "r_score",
-            "f_score",
-            "m_score",
-            rfm_segment(rules).alias("rfm_segment"),
-            churn_risk(rules.churn).alias("churn_risk"),
-            day.alias("as_of_date"),
-            F.lit(run_id).alias("_run_id"),
-            stamp.alias("_updated_at"),
+        return scored.withColumns(
+            {
+                "rfm_segment": rfm_segment(rules),
+                "churn_risk": churn_risk(rules.churn),
+                "_run_id": F.lit(run_id),
+                "_updated_at": stamp,
+            }
+        ).select(*STORED_COLUMNS)
+
+    return transform
+
+
+def day_counts(as_of: dt.date) -> dict[str, str]:
+    """The columns that count days from D, as SQL over a stored row (views use it too)."""
+    day = f"DATE'{as_of.isoformat()}'"
+    return {
+        "as_of_date": day,
+        "days_since_last_order": f"datediff({day}, to_date(last_order_at))",
+    }
+
+
+def with_day_counts(as_of: dt.date) -> Callable[[DataFrame], DataFrame]:
+    """Stored rows built for ``as_of`` with the columns that count days from it."""
+
+    def transform(stored: DataFrame) -> DataFrame:
+        return stored.select(
+            "*", *[F.expr(sql).alias(name) for name, sql in day_counts(as_of).items()]
         )
 
     return transform

@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 
 from aws.emr import client_token
 from jobs.common.delta_io import read_table
+from jobs.gold.build import read_customer_360
 from jobs.main import main
 from tests.dags.conftest import gold_summary_written_by_the_job
 from tests.support.moto_server import ACCOUNT, REGION
@@ -105,9 +106,8 @@ def test_local_mode_runs_the_same_dag_on_this_machine_and_builds_gold(
     dag = dagbag_for("local").dags["lakehouse_daily"]
     states = _states(dag.test(logical_date=LOGICAL))
     assert set(states.values()) == {"success"}, states
-    gold = read_table(spark, str(home / "lake/gold/customer_360"))
+    gold = read_customer_360(spark, str(home / "lake/gold/customer_360"))
     customers = read_table(spark, str(home / "lake/silver/dim_customer")).where("is_current")
     assert gold.count() == customers.count() > 0
     assert {r.as_of_date for r in gold.select("as_of_date").distinct().collect()} == {DAY}
     assert not (home / "sources/crm_api.pid").exists()  # the teardown stopped the API
-

@@ -18,7 +18,7 @@ from jobs.common.run_context import RunContext, RunSummary
 from jobs.datagen.generator import GeneratorParams
 from jobs.datagen.simulator import local_sources
 from jobs.datagen.writer import write_dataset
-from jobs.gold.build import INPUTS, rules_from
+from jobs.gold.build import INPUTS, read_customer_360, rules_from
 from jobs.gold.customer_360 import Silver, base_metrics, customer_360
 from jobs.registry import daily_jobs
 from jobs.runner import execute
@@ -120,9 +120,12 @@ def test_incremental_equals_full_on_hand_built_days_with_late_data_and_a_delete(
         [("O9", "C2", t("2026-01-03 09:00"), "USD", Decimal("7.50"), "delivered")], ORDERS
     ).write.format("delta").mode("append").save(lake.table("silver", "fct_orders"))
     dim = lake.table("silver", "dim_customer")
-    closed = read_table(spark, dim).where("customer_id = 'C1'").withColumn(
-        "valid_to", F.lit(t("2026-01-10 12:00"))
-    ).withColumn("is_current", F.lit(False))
+    closed = (
+        read_table(spark, dim)
+        .where("customer_id = 'C1'")
+        .withColumn("valid_to", F.lit(t("2026-01-10 12:00")))
+        .withColumn("is_current", F.lit(False))
+    )
     from delta.tables import DeltaTable
 
     DeltaTable.forPath(spark, dim).alias("d").merge(
@@ -172,3 +175,86 @@ def test_rerun_with_nothing_new_is_answered_from_the_delta_logs_unless_the_table
 
     DeltaTable.forPath(spark, target).delete("customer_id = 'C2'")
     assert run_gold(spark, settings, lake, day, attempt=3)["mode"] == "incremental"
+
+
+def test_a_day_passing_rewrites_only_the_rows_whose_values_moved(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    """No Silver change from 02-10 to 02-11: only C1 crosses a churn threshold (its last
+    order, 01-11, is 31 days old on 02-11: low -> medium; nobody's 30-day window loses an
+    event), so one row is rewritten; the day counts readers see still move for everyone,
+    derived from the recorded D."""
+    from tests.jobs.gold.test_customer_360 import silver
+
+    tables = silver(spark)
+    for name, table in INPUTS.items():
+        getattr(tables, name).write.format("delta").option(
+            "delta.enableChangeDataFeed", "true"
+        ).save(lake.table("silver", table))
+    target = lake.table("gold", "customer_360")
+    run_gold(spark, settings, lake, dt.date(2026, 2, 10), attempt=1)
+    before = set(read_table(spark, target).select("customer_id", "churn_risk").collect())
+    out = run_gold(spark, settings, lake, dt.date(2026, 2, 11), attempt=1)
+    assert (out["mode"], out["customers_updated"], out["customers_inserted"]) == (
+        "incremental",
+        1,
+        0,
+    )
+    after = set(read_table(spark, target).select("customer_id", "churn_risk").collect())
+    assert sorted(after - before) == [("C1", "medium")]
+    assert_equals_full_rebuild(spark, settings, lake, dt.date(2026, 2, 11))
+
+    read = read_customer_360(spark, target).select(
+        "customer_id", "as_of_date", "days_since_last_order"
+    )
+    day = dt.date(2026, 2, 11)
+    expected = spark.createDataFrame(
+        [("C1", day, 31), ("C2", day, 33), ("C4", day, None)],
+        "customer_id STRING, as_of_date DATE, days_since_last_order INT",
+    )
+    assert_df_equality(read, expected, ignore_row_order=True, ignore_nullable=True)
+    view = spark.table("gold.customer_360_as_of")
+    assert_df_equality(
+        view, read_customer_360(spark, target), ignore_row_order=True, ignore_nullable=True
+    )
+
+    # no row moves from 02-05 to 02-06: a commit without data records the new D
+    version = current_version(spark, target)
+    out = run_gold(spark, settings, lake, dt.date(2026, 2, 12), attempt=1)
+    assert (out["customers_updated"], current_version(spark, target)) == (0, version + 1)
+    assert (
+        read_customer_360(spark, target)
+        .where("customer_id = 'C1'")
+        .first()["days_since_last_order"]
+        == 32
+    )
+    rerun = run_gold(spark, settings, lake, dt.date(2026, 2, 12), attempt=2)
+    assert rerun["mode"] == f"unchanged (version {version + 1} was built from these inputs)"
+
+
+def test_a_table_in_the_layout_with_stored_day_counts_is_rewritten_in_this_one(
+    spark: SparkSession, settings: Settings, lake: LakePaths
+) -> None:
+    """Tables built before the day counts moved to read time carry ``as_of_date`` and
+    ``days_since_last_order``: the next run, even a same-day rerun, replaces the table
+    in the stored layout (a MERGE cannot drop columns) and readers see one of each."""
+    from jobs.common.delta_io import last_user_metadata, replace_table
+    from jobs.gold.build import STATE_KEY
+    from jobs.gold.customer_360 import STORED_COLUMNS, with_day_counts
+    from tests.jobs.gold.test_customer_360 import silver
+
+    tables = silver(spark)
+    for name, table in INPUTS.items():
+        getattr(tables, name).write.format("delta").save(lake.table("silver", table))
+    day = dt.date(2026, 1, 9)
+    target = lake.table("gold", "customer_360")
+    run_gold(spark, settings, lake, day, attempt=1)
+    state = last_user_metadata(spark, target, STATE_KEY)
+    old_layout = read_table(spark, target).transform(with_day_counts(day)).localCheckpoint()
+    replace_table(spark, old_layout, target, user_metadata={STATE_KEY: state})
+
+    out = run_gold(spark, settings, lake, day, attempt=2)
+    assert out["mode"] == "full (the table's columns changed)"
+    assert sorted(read_table(spark, target).columns) == sorted([*STORED_COLUMNS, "_row_hash"])
+    assert_equals_full_rebuild(spark, settings, lake, day)
+    assert read_customer_360(spark, target).columns.count("days_since_last_order") == 1

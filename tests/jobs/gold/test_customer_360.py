@@ -16,6 +16,7 @@ from jobs.gold.customer_360 import (
     Silver,
     base_metrics,
     customer_360,
+    with_day_counts,
 )
 
 D = dt.date(2026, 1, 10)
@@ -62,20 +63,89 @@ def silver(spark: SparkSession) -> Silver:
     return Silver(
         customers=spark.createDataFrame(
             [
-                ("C1", "Ann", "Lee", " Ann@X.com ", "+44 (20) 7946-01", "GB", "London",
-                 "consumer", True, signup, signup, signup, None, True),
+                (
+                    "C1",
+                    "Ann",
+                    "Lee",
+                    " Ann@X.com ",
+                    "+44 (20) 7946-01",
+                    "GB",
+                    "London",
+                    "consumer",
+                    True,
+                    signup,
+                    signup,
+                    signup,
+                    None,
+                    True,
+                ),
                 # C2 moved to Lyon on 2026-01-05 10:00: the version valid at the end of D
-                ("C2", "Bo", "Ng", "bo@y.org", None, "FR", "Paris", "enterprise", False,
-                 signup, signup, signup, ts("2026-01-05 10:00"), False),
-                ("C2", "Bo", "Ng", "bo@y.org", None, "FR", "Lyon", "enterprise", False,
-                 signup, ts("2026-01-05 10:00"), ts("2026-01-05 10:00"), None, True),
+                (
+                    "C2",
+                    "Bo",
+                    "Ng",
+                    "bo@y.org",
+                    None,
+                    "FR",
+                    "Paris",
+                    "enterprise",
+                    False,
+                    signup,
+                    signup,
+                    signup,
+                    ts("2026-01-05 10:00"),
+                    False,
+                ),
+                (
+                    "C2",
+                    "Bo",
+                    "Ng",
+                    "bo@y.org",
+                    None,
+                    "FR",
+                    "Lyon",
+                    "enterprise",
+                    False,
+                    signup,
+                    ts("2026-01-05 10:00"),
+                    ts("2026-01-05 10:00"),
+                    None,
+                    True,
+                ),
                 # C3 was deleted on 2026-01-08: not in the population of D
-                ("C3", "Cy", "Oh", "c@z.net", None, "DE", "Bonn", "consumer", True,
-                 signup, signup, signup, ts("2026-01-08 00:00"), False),
+                (
+                    "C3",
+                    "Cy",
+                    "Oh",
+                    "c@z.net",
+                    None,
+                    "DE",
+                    "Bonn",
+                    "consumer",
+                    True,
+                    signup,
+                    signup,
+                    signup,
+                    ts("2026-01-08 00:00"),
+                    False,
+                ),
                 # C4 signed up long ago and never ordered
-                ("C4", "Di", "Po", "d@w.com", "", "US", "Austin", "consumer", False,
-                 ts("2025-06-01 00:00"), ts("2025-06-01 00:00"), ts("2025-06-01 00:00"),
-                 None, True),
+                (
+                    "C4",
+                    "Di",
+                    "Po",
+                    "d@w.com",
+                    "",
+                    "US",
+                    "Austin",
+                    "consumer",
+                    False,
+                    ts("2025-06-01 00:00"),
+                    ts("2025-06-01 00:00"),
+                    ts("2025-06-01 00:00"),
+                    None,
+                    True,
+                ),
             ],
             CUSTOMERS,
         ),
@@ -137,13 +207,17 @@ EXPECTED = (
     "first_order_at TIMESTAMP, last_order_at TIMESTAMP, events_30d BIGINT, "
     "sessions_30d BIGINT, last_seen_at TIMESTAMP, cases_total BIGINT, open_cases BIGINT, "
     "avg_csat DECIMAL(4,2), net_revenue_usd DECIMAL(18,2), avg_order_value_usd DECIMAL(18,2), "
-    "days_since_last_order INT, r_score INT, f_score INT, m_score INT, rfm_segment STRING, "
-    "churn_risk STRING, as_of_date DATE, _run_id STRING"
+    "r_score INT, f_score INT, m_score INT, rfm_segment STRING, churn_risk STRING, "
+    "_run_id STRING, as_of_date DATE, days_since_last_order INT"
 )
 
 
 def test_every_metric_on_a_hand_built_case(spark: SparkSession) -> None:
-    rows = base_metrics(silver(spark), D).transform(customer_360(D, RULES, "run-1"))
+    rows = (
+        base_metrics(silver(spark), D)
+        .transform(customer_360(D, RULES, "run-1"))
+        .transform(with_day_counts(D))  # as read
+    )
     money = Decimal
     expected = spark.createDataFrame(
         [
@@ -155,19 +229,19 @@ def test_every_metric_on_a_hand_built_case(spark: SparkSession) -> None:
             ("C1", "Ann", "Lee", "GB", "London", "consumer", True, dt.date(2025, 12, 1),
              sha("ann@x.com"), sha("4420794601"), 3, money("170.00"), 1, money("30.00"), 0,
              ts("2026-01-02 12:00"), ts("2026-01-05 08:00"), 3, 2, ts("2026-01-10 23:59:59"),
-             2, 1, money("4.00"), money("140.00"), money("56.67"), 5, 2, 3, 3, "at_risk",
-             "low", D, "run-1"),
+             2, 1, money("4.00"), money("140.00"), money("56.67"), 2, 3, 3, "at_risk",
+             "low", "run-1", D, 5),
             # C2: the Lyon version; one order at 23:59:59 on D-1; CSAT 1 -> churn medium
             ("C2", "Bo", "Ng", "FR", "Lyon", "enterprise", False, dt.date(2025, 12, 1),
              sha("bo@y.org"), None, 1, money("10.00"), 0, money("0.00"), 0,
              ts("2026-01-09 23:59:59"), ts("2026-01-09 23:59:59"), 1, 0,
-             ts("2026-01-01 00:00"), 1, 0, money("1.00"), money("10.00"), money("10.00"), 1,
-             3, 2, 2, "needs_attention", "medium", D, "run-1"),
+             ts("2026-01-01 00:00"), 1, 0, money("1.00"), money("10.00"), money("10.00"),
+             3, 2, 2, "needs_attention", "medium", "run-1", D, 1),
             # C4: no orders; 223 days since signup -> high; worst in every score
             ("C4", "Di", "Po", "US", "Austin", "consumer", False, dt.date(2025, 6, 1),
              sha("d@w.com"), None, 0, money("0.00"), 0, money("0.00"), 0, None, None, 0, 0,
-             None, 0, 0, None, money("0.00"), None, None, 1, 1, 1, "hibernating", "high", D,
-             "run-1"),
+             None, 0, 0, None, money("0.00"), None, 1, 1, 1, "hibernating", "high", "run-1",
+             D, None),
         ],
         EXPECTED,
     )  # fmt: skip
