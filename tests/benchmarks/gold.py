@@ -25,6 +25,7 @@ from jobs.common.config import Settings
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.runner import execute
+from tests.benchmarks.probe import spark_jobs
 
 D = dt.date(2026, 3, 1)
 DAYS = 60
@@ -224,15 +225,26 @@ def gold_fixed_cost(
     paths = LakePaths(str(work))
     paths.ensure_local_layout()
     synthesise(spark, paths, customers)
-    full_s, _ = _run(spark, settings, paths, 1)
+    jobs: dict[str, int] = {}
+    steps: dict[str, dict[str, float]] = {}
+
+    def counted(name: str, attempt: int, day: dt.date = D) -> float:
+        first = spark_jobs(spark)
+        seconds, summary = _run(spark, settings, paths, attempt, day)
+        jobs[name], steps[name] = spark_jobs(spark) - first, summary.steps
+        return seconds
+
+    full_s = counted("full", 1)
     _late_orders(spark, paths, customers, 10, D, "LATE")
-    refresh_s, _ = _run(spark, settings, paths, 2)
+    refresh_s = counted("same_day", 2)
     next_day = D + dt.timedelta(days=1)
     _late_orders(spark, paths, customers, 10, next_day, "NEXT")
-    next_s, _ = _run(spark, settings, paths, 1, next_day)
+    next_s = counted("next_day", 1, next_day)
     return {
         "customers": customers,
         "full_build_s": round(full_s, 3),
         "same_day_refresh_s": round(refresh_s, 3),
         "next_day_s": round(next_s, 3),
+        "spark_jobs": jobs,
+        "steps_s": steps,
     }

@@ -231,10 +231,19 @@ def _print_fixed(fixed: dict[str, Any]) -> None:
         f"     SCD2, 100 keys changed in a {scd2['dimension_rows']:,}-key dimension "
         f"{scd2['seconds']:.2f}s (median of {scd2['runs_s']})"
     )
+    floor = scd2["delta_floor_100_rows"]
+    print(
+        f"       Spark jobs per run {scd2['spark_jobs']}; the target's MERGE "
+        f"{scd2['target_merge_s']}s; Delta alone on that target: a MERGE of 100 rows "
+        f"{floor['merge_s']:.2f}s, an append of them {floor['append_s']:.2f}s"
+    )
     print(
         f"     Gold job, {gold['customers']:,} customers: full build {gold['full_build_s']:.2f}s, "
         f"same-day refresh {gold['same_day_refresh_s']:.2f}s, next day {gold['next_day_s']:.2f}s"
     )
+    for run, steps in gold["steps_s"].items():
+        listed = ", ".join(f"{name} {s:.2f}" for name, s in steps.items())
+        print(f"       {run} ({gold['spark_jobs'][run]} Spark jobs) steps (s): {listed}")
 
 
 def _print_growth(growth: dict[str, Any]) -> None:

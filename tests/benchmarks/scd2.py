@@ -17,14 +17,17 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.delta_io import read_table
 from jobs.silver.scd2 import TARGET_PROPERTIES, ApplyChangesResult, apply_changes
+from tests.benchmarks.probe import spark_jobs
 from tests.benchmarks.scd2_canonical import canonical_scd2_merge
 
 KEYS, SEQUENCE = ["customer_id"], "seq"
@@ -90,9 +93,16 @@ def _file_counts(spark: SparkSession, target: str, changed: DataFrame) -> tuple[
 GROWTH_KEYS = 10_000
 
 
+@dataclass(frozen=True)
+class TimedChange:
+    seconds: float
+    spark_jobs: int
+    result: ApplyChangesResult
+
+
 def _timed_changes(
     spark: SparkSession, target: str, rows: int, changed: int, rounds: int
-) -> list[float]:
+) -> list[TimedChange]:
     """Build a ``rows``-key dimension, then time ``rounds`` changes of ``changed`` keys each
     (spread over the key space)."""
     _ours(spark, _events(spark, rows, 1, "bronze", None), target)
@@ -105,9 +115,28 @@ def _timed_changes(
             .cache()
         )
         batch.count()
-        runs.append(_timed(partial(_ours, spark, batch, target))[0])
+        jobs = spark_jobs(spark)
+        seconds, result = _timed(partial(_ours, spark, batch, target))
+        assert isinstance(result, ApplyChangesResult)
+        runs.append(TimedChange(seconds, spark_jobs(spark) - jobs, result))
         batch.unpersist()
     return runs
+
+
+def _delta_floor(spark: SparkSession, target: str, scratch: str, rows: int) -> dict[str, float]:
+    """What Delta alone charges for a change of ``rows`` rows to ``target``: one MERGE
+    updating that many current rows (matched on key and ``valid_from``, as ours is), and
+    an append of them to a table of their own; seconds, the floor under any SCD2 engine
+    on Delta."""
+    source = read_table(spark, target).where("valid_to IS NULL").limit(rows).localCheckpoint()
+    merge_s, _ = _timed(
+        lambda: DeltaTable.forPath(spark, target).alias("t")
+        .merge(source.alias("s"), "t.customer_id = s.customer_id AND t.valid_from = s.valid_from")
+        .whenMatchedUpdate(set={"name": "s.name"})
+        .execute()
+    )  # fmt: skip
+    append_s, _ = _timed(lambda: source.write.format("delta").mode("append").save(scratch))
+    return {"merge_s": round(merge_s, 3), "append_s": round(append_s, 3)}
 
 
 def scd2_growth(
@@ -118,7 +147,7 @@ def scd2_growth(
     seconds: dict[int, float] = {}
     for size in sizes:
         runs = _timed_changes(spark, str(work / f"growth_{size}"), size, GROWTH_KEYS, rounds)
-        seconds[size] = statistics.median(runs)
+        seconds[size] = statistics.median(run.seconds for run in runs)
     smallest, largest = min(sizes), max(sizes)
     return {
         "change_keys": GROWTH_KEYS,
@@ -206,6 +235,16 @@ def scd2_fixed_cost(
 ) -> dict[str, object]:
     """Seconds of ``apply_changes`` for a change of 100 keys on a ``rows``-key dimension,
     warm (the session has run the other parts): the fixed cost of a small Silver batch."""
-    runs = _timed_changes(spark, str(work / "fixed"), rows, 100, rounds)
-    return {"dimension_rows": rows, "changed_keys": 100, "runs_s": [round(x, 3) for x in runs],
-            "seconds": round(statistics.median(runs), 3)}  # fmt: skip
+    target = str(work / "fixed")
+    runs = _timed_changes(spark, target, rows, 100, rounds)
+    merge_ms = [int(run.result.operation_metrics.get("executionTimeMs", 0)) for run in runs]
+    return {
+        "dimension_rows": rows,
+        "changed_keys": 100,
+        "runs_s": [round(run.seconds, 3) for run in runs],
+        "seconds": round(statistics.median(run.seconds for run in runs), 3),
+        "spark_jobs": [run.spark_jobs for run in runs],
+        "target_merge_s": [round(ms / 1000, 3) for ms in merge_ms],
+        # measured after the rounds, on the same target
+        "delta_floor_100_rows": _delta_floor(spark, target, str(work / "append_probe"), 100),
+    }
