@@ -218,7 +218,7 @@ def test_a_day_passing_rewrites_only_the_rows_whose_values_moved(
         view, read_customer_360(spark, target), ignore_row_order=True, ignore_nullable=True
     )
 
-    # no row moves from 02-05 to 02-06: a commit without data records the new D
+    # no row moves from 02-11 to 02-12: a commit without data records the new D
     version = current_version(spark, target)
     out = run_gold(spark, settings, lake, dt.date(2026, 2, 12), attempt=1)
     assert (out["customers_updated"], current_version(spark, target)) == (0, version + 1)
