@@ -412,12 +412,12 @@ def replace_table(
     location: str,
     *,
     user_metadata: dict[str, Any] | None = None,
-    properties: dict[str, str] | None = None,
 ) -> CommitInfo:
-    """Replace the table's rows and schema with ``rows`` in one commit (older versions stay)."""
+    """Replace the table's rows and schema with ``rows`` in one commit.
+
+    Older versions and the table's properties stay.
+    """
     writer = rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-    for key, value in (properties or {}).items():
-        writer = writer.option(key, value)
     with commit_metadata(spark, user_metadata) as token:
         writer.save(location)
     return _committed(spark, location, token)

@@ -63,6 +63,8 @@ STATE_KEY = "gold_customer_360"
 ROW_HASH = "_row_hash"
 IGNORED = {"_run_id", "_updated_at", ROW_HASH}
 GOLD_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
+# the columns the job stores: the metrics but the day counts, bookkeeping, the row hash
+STORED_LAYOUT = {*STORED_COLUMNS, ROW_HASH}
 # the stored rows with their day counts, pinned to the version built for its D
 VIEW = f"{TABLE}_as_of"
 
@@ -116,7 +118,7 @@ def build_customer_360(job: JobEnv) -> None:
             # The table's latest commit is this job's, made from these very Silver
             # versions, date and rules: a run would compute what is stored.
             # A table stored in an older layout is rewritten in this one, whatever else.
-            relayout = bool(stored_columns) and not set(stored_columns) <= _stored_layout()
+            relayout = bool(stored_columns) and not set(stored_columns) <= STORED_LAYOUT
             unchanged = head is not None and head[1] == reached and not relayout
             silver = Silver(
                 **{
@@ -128,9 +130,9 @@ def build_customer_360(job: JobEnv) -> None:
             assert head is not None
             _report_unchanged(job, locations, versions, target, head[0])
             return
-        reason = _full_rebuild_reason(state, as_of, rules)
-        if relayout:
-            reason = "the table's columns changed"
+        reason = (
+            "the table's columns changed" if relayout else _full_rebuild_reason(state, as_of, rules)
+        )
         cached: list[DataFrame] = []  # unpersisted at the end, whatever happens
         with run.step("metrics"):
             if reason:
@@ -178,16 +180,15 @@ def build_customer_360(job: JobEnv) -> None:
                         target,
                         user_metadata={STATE_KEY: reached},
                     )
-                elif not counts:
-                    # every row is as stored; the log still learns D and the versions
+                elif not counts and state == reached:  # nothing to write or to record
                     commit = delta_io.CommitInfo(
                         delta_io.current_version(spark, target), "NONE", {}
                     )
-                    if state != reached:
-                        assert head is not None
-                        commit = delta_io.commit_unchanged(
-                            spark, target, {STATE_KEY: reached}, read_version=head[0]
-                        )
+                elif not counts:  # every row is as stored; the log still learns D
+                    assert head is not None
+                    commit = delta_io.commit_unchanged(
+                        spark, target, {STATE_KEY: reached}, read_version=head[0]
+                    )
                 else:
                     commit = delta_io.merge_actions(
                         spark,
@@ -290,11 +291,6 @@ def _report_unchanged(
         )
     )
     _register(job, target, version)
-
-
-def _stored_layout() -> set[str]:
-    """The columns the job stores (the metrics, bookkeeping, the row hash)."""
-    return {*STORED_COLUMNS, ROW_HASH}
 
 
 def _full_rebuild_reason(

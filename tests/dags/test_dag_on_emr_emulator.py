@@ -43,6 +43,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/lakehouse-dev-emr-job"
 LOG_GROUP = "/aws/emr-serverless/lakehouse-dev"  # config/dev.yaml emr.log_group
 
 
+
 @pytest.fixture(scope="module")
 def emulated_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     """The local AWS whose EMR Serverless runs job runs on the emulated image."""
@@ -271,9 +272,9 @@ def test_a_job_on_the_emulated_image_sees_the_image_and_nothing_of_this_machine(
 ) -> None:
     world = s3_lake_world(emulated_aws, tmp_path, prefix="lakehouse-probe")
     emr = world.client("emr-serverless")
-    app_id = emr.create_application(name="probe", releaseLabel="emr-spark-8.2.0", type="SPARK")[
-        "applicationId"
-    ]
+    app_id = emr.create_application(
+        name="probe", releaseLabel="emr-spark-8.2.0", type="SPARK"
+    )["applicationId"]
     bucket = world.lake.buckets["artifacts"]
     probe = PROBE % {"checkout": str(PROJECT_ROOT / "pyproject.toml")}
     world.client("s3").put_object(Bucket=bucket, Key="probe.py", Body=probe.encode())
@@ -288,10 +289,7 @@ def test_a_job_on_the_emulated_image_sees_the_image_and_nothing_of_this_machine(
             "s3MonitoringConfiguration": {"logUri": f"s3://{bucket}/logs/"}}},
     )["jobRunId"]  # fmt: skip
     again = emr.start_job_run(
-        applicationId=app_id,
-        executionRoleArn=ROLE,
-        clientToken="probe-1",
-        name="probe",
+        applicationId=app_id, executionRoleArn=ROLE, clientToken="probe-1", name="probe",
         jobDriver={"sparkSubmit": {"entryPoint": f"s3://{bucket}/probe.py"}},
     )["jobRunId"]
     assert again == run_id  # the same token is the same run, as on EMR

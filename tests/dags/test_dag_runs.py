@@ -111,3 +111,4 @@ def test_local_mode_runs_the_same_dag_on_this_machine_and_builds_gold(
     assert gold.count() == customers.count() > 0
     assert {r.as_of_date for r in gold.select("as_of_date").distinct().collect()} == {DAY}
     assert not (home / "sources/crm_api.pid").exists()  # the teardown stopped the API
+

@@ -51,11 +51,8 @@ def test_the_dags_run_on_mwaa_airflow_3_0_6_with_its_amazon_provider(
     assert "apache-airflow-providers-amazon[aiobotocore]==9.12.0" in requirements
     home = tmp_path / "airflow"
     environ = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AIRFLOW", "VIRTUAL_ENV", "PYTHON"))
-        },
+        **{k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "VIRTUAL_ENV", "PYTHON"))},
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(bundle / "dags"),

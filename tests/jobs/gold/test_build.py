@@ -120,12 +120,9 @@ def test_incremental_equals_full_on_hand_built_days_with_late_data_and_a_delete(
         [("O9", "C2", t("2026-01-03 09:00"), "USD", Decimal("7.50"), "delivered")], ORDERS
     ).write.format("delta").mode("append").save(lake.table("silver", "fct_orders"))
     dim = lake.table("silver", "dim_customer")
-    closed = (
-        read_table(spark, dim)
-        .where("customer_id = 'C1'")
-        .withColumn("valid_to", F.lit(t("2026-01-10 12:00")))
-        .withColumn("is_current", F.lit(False))
-    )
+    closed = read_table(spark, dim).where("customer_id = 'C1'").withColumn(
+        "valid_to", F.lit(t("2026-01-10 12:00"))
+    ).withColumn("is_current", F.lit(False))
     from delta.tables import DeltaTable
 
     DeltaTable.forPath(spark, dim).alias("d").merge(
