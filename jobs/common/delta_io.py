@@ -299,6 +299,22 @@ def versioned_user_metadata(
     return latest, None
 
 
+def version_with_metadata(spark: SparkSession, location: str, key: str, value: Any) -> int | None:
+    """The newest version whose commit's JSON userMetadata has ``key`` equal to ``value``.
+
+    Walks the whole log, newest first, reading commit files on the driver (no Spark
+    job); None when no commit has it.
+    """
+    for commit, text in _commits(spark, location, stop=0):
+        try:
+            found = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if isinstance(found, dict) and found.get(key) == value:
+            return commit.version
+    return None
+
+
 def insert_new(
     spark: SparkSession,
     rows: DataFrame,
@@ -632,51 +648,117 @@ def register_table(spark: SparkSession, database: str, name: str, location: str)
     spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{location}'")
 
 
+TRUNCATED_THROUGH = "lakehouse.truncatedThrough"  # table property of a `latest` table
+
+
+def table_property(spark: SparkSession, location: str, name: str) -> str | None:
+    """The table property ``name`` of the Delta table at ``location`` (None if unset)."""
+    from delta.tables import DeltaTable
+
+    detail = DeltaTable.forPath(spark, location).detail().select("properties").first()
+    return None if detail is None else (detail[0] or {}).get(name)
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def merge_latest(
     spark: SparkSession,
     rows: DataFrame,
     location: str,
     *,
     keys: Sequence[str],
-    order_by: str,
+    order_by: str | Sequence[str],
+    truncate_when: Column | None = None,
     properties: dict[str, str] | None = None,
 ) -> CommitInfo:
     """Keep one row per key in the table: the newest by ``order_by`` (created if absent).
 
-    Within ``rows`` the newest per key wins (ties: the greatest row, so the pick does
-    not depend on arrival order); a row not newer than the stored one is ignored, so
-    late and replayed rows change nothing. No commit (operation ``NONE``) when nothing
-    is newer.
+    ``order_by``: one column, or several compared in order. Within ``rows`` the newest per
+    key wins (ties: the greatest row, so the pick does not depend on arrival order); a
+    row not newer than the stored one is ignored, so late and replayed rows change
+    nothing. No commit (operation ``NONE``) when nothing is newer.
+
+    ``truncate_when`` (one ``order_by`` column only): rows for which it holds are TRUNCATE
+    events, not rows. The newest one's order value T is kept as the table property
+    ``lakehouse.truncatedThrough``; every stored row not newer than T is deleted and
+    every row not newer than T, in this batch or a later one, is ignored. The property
+    is set before the MERGE that deletes, and a rerun of the same rows deletes again, so
+    a crash between the two commits is completed by the rerun.
     """
     from delta.tables import DeltaTable
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    columns = [order_by] if isinstance(order_by, str) else list(order_by)
+    if truncate_when is not None and len(columns) != 1:
+        raise ValueError("truncate_when needs order_by to be one column")
+    data = rows.columns
     create_if_absent(spark, location, rows.schema, properties=properties)
-    order = F.col(f"`{order_by}`")
+
+    def ordered() -> Column:
+        cols = [F.col(f"`{c}`") for c in columns]
+        return cols[0] if len(cols) == 1 else F.struct(*cols)
+
+    kind = rows.schema[columns[0]].dataType.simpleString()
+    through = table_property(spark, location, TRUNCATED_THROUGH)
+    truncated = False
+    if truncate_when is not None:
+        flagged = rows.withColumn("_truncate", F.coalesce(truncate_when, F.lit(False)))
+        newest = flagged.where("_truncate").select(F.max(ordered()).cast("string")).first()
+        rows = flagged.where(~F.col("_truncate")).drop("_truncate")
+        if newest is not None and newest[0] is not None:
+            truncated = True
+            if through is None:
+                through = newest[0]
+            else:
+                bound = F.greatest(F.lit(through).cast(kind), F.lit(newest[0]).cast(kind))
+                through = spark.range(1).select(bound.cast("string")).first()[0]  # type: ignore[index]
+            assert through is not None
+            if through != table_property(spark, location, TRUNCATED_THROUGH):
+                spark.sql(
+                    f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES "
+                    f"('{TRUNCATED_THROUGH}' = {_sql_text(through)})"
+                )
+    if through is not None:
+        rows = rows.where(ordered() > F.lit(through).cast(kind))
     newest_first = Window.partitionBy(*[F.col(f"`{k}`") for k in keys]).orderBy(
-        order.desc_nulls_last(), F.to_json(F.struct(*rows.columns)).desc()
+        ordered().desc_nulls_last(), F.to_json(F.struct(*data)).desc()
     )
     latest = rows.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1")
-    stored = read_table(spark, location).select(*keys, order.alias("_stored_order"))
+    stored = read_table(spark, location).select(*keys, ordered().alias("_stored_order"))
     newer = (
         latest.join(stored, on=list(keys), how="left")
-        .where(F.col("_stored_order").isNull() | (order > F.col("_stored_order")))
-        .select(*rows.columns)
+        .where(F.col("_stored_order").isNull() | (ordered() > F.col("_stored_order")))
+        .select(*data)
     )
-    if newer.isEmpty():
+    if not truncated and newer.isEmpty():
         return CommitInfo(current_version(spark, location), "NONE", {})
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    source_order, stored_order = (
+        f"s.`{columns[0]}`"
+        if len(columns) == 1
+        else f"struct({', '.join(f's.`{c}`' for c in columns)})",
+        f"t.`{columns[0]}`"
+        if len(columns) == 1
+        else f"struct({', '.join(f't.`{c}`' for c in columns)})",
+    )
     with commit_metadata(spark, None) as token:
-        (
+        merge = (
             DeltaTable.forPath(spark, location)
             .alias("t")
             .merge(newer.alias("s"), condition)
             .withSchemaEvolution()
-            .whenMatchedUpdateAll(condition=f"s.`{order_by}` > t.`{order_by}`")
+            .whenMatchedUpdateAll(condition=f"{source_order} > {stored_order}")
             .whenNotMatchedInsertAll()
-            .execute()
         )
+        if truncated:
+            assert through is not None
+            merge = merge.whenNotMatchedBySourceDelete(
+                condition=f"t.`{columns[0]}` <= CAST({_sql_text(through)} AS {kind})"
+            )
+        merge.execute()
     return _committed(spark, location, token)
 
 

@@ -8,7 +8,8 @@
   function of the set of events, and a late event or a delete that collapsed into
   nothing is still remembered.
 * a **quarantine** (``<target>__quarantine``): events that cannot be placed (NULL key,
-  NULL sequence, two different events for one key and sequence), with the reason.
+  NULL sequence; upserts tied with a different upsert at one key and sequence), with
+  the reason.
 
 Each call inserts the batch's new events into the log, recomputes the complete
 history of only the keys whose events changed, and MERGEs the difference into the
@@ -16,7 +17,13 @@ target: files without affected keys are not rewritten, identical rows are not to
 and a replay commits nothing. The target's commit records the event-log version it
 reflects, so a run killed between the two commits is completed by the next one.
 
-Semantics, per key, with events ordered by ``sequence_by``:
+Semantics, per key, with events ordered by ``sequence_by`` (one column, or several
+compared in order: the first orders, the next break its ties):
+
+* ties, one rule whatever the batching: at one (key, sequence) a delete wins over any
+  upsert; two or more different upserts and no delete apply none of them (each is
+  quarantined as tied, also when the other arrives in a later batch: the version the
+  first one opened is withdrawn); the key's other events apply as usual;
 
 * an upsert opens a new version when a tracked column differs from the version it
   follows (or there is none); otherwise it collapses into that version and changes
@@ -59,10 +66,12 @@ from jobs.common.spark import estimated_bytes, planned_for_small_data
 log = logging.getLogger(__name__)
 
 VALID_FROM, VALID_TO, IS_CURRENT = "valid_from", "valid_to", "is_current"
+IS_DELETED = "is_deleted"  # with tombstones: the row marks the key's deletion
 SEQ, IS_DELETE, EVENT_HASH = "_seq", "_is_delete", "_event_hash"
 REASON, RECORD = "_reason", "_record"
 APPLIED_KEY = "scd2_event_log_version"
 VIOLATION = "_violation"  # the invariant check's rows among the diff counts
+TIE = "_tie"  # tied upserts of the affected keys, among the same counts
 MAX_ATTEMPTS = 5
 # Up to this many keys to recompute, the history, diff and MERGE are planned statically
 # (few rows: adaptive execution's per-stage jobs cost more than they save).
@@ -88,6 +97,9 @@ class ApplyChangesResult:
     ``valid_to`` was set, ``updated`` other in-place changes (untracked columns, a late
     event moving a boundary), ``deleted`` versions that a late event dissolved.
     ``version`` is the target's Delta version after the call (unchanged on a no-op).
+    ``ties_quarantined``: tied upserts this call added to the quarantine (they are also
+    counted in ``events_new``: the log keeps them; an earlier batch's event tied by this
+    one is among them).
     """
 
     rows_in: int
@@ -101,6 +113,7 @@ class ApplyChangesResult:
     rows_deleted: int
     version: int
     committed: bool
+    ties_quarantined: int = 0
     operation_metrics: dict[str, str] = field(default_factory=dict)
 
 
@@ -109,11 +122,13 @@ class ChangeOptions:
     """The ``apply_changes`` arguments that describe the target's shape."""
 
     keys: tuple[str, ...]
-    sequence_by: str
+    sequence_by: tuple[str, ...]
     except_columns: tuple[str, ...] = ()
     track_history_columns: tuple[str, ...] | None = None
     track_history_except_columns: tuple[str, ...] | None = None
     ignore_null_updates: bool = False
+    tombstones: bool = False
+    current_valid_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,11 +139,15 @@ class Spec:
     columns: tuple[str, ...]  # stored business columns (keys excluded), in source order
     tracked: tuple[str, ...]
     ignore_null_updates: bool
+    sequence: tuple[str, ...] = ()  # the sequence_by columns, in order
+    tombstones: bool = False
+    current_valid_to: str | None = None  # SQL expression; None: open rows end in NULL
 
     @property
     def stored(self) -> list[str]:
         """Target columns in order."""
-        return [*self.keys, *self.columns, VALID_FROM, VALID_TO, IS_CURRENT]
+        marks = [IS_DELETED] if self.tombstones else []
+        return [*self.keys, *self.columns, VALID_FROM, VALID_TO, IS_CURRENT, *marks]
 
 
 def resolve_spec(source_columns: Sequence[str], options: ChangeOptions) -> Spec:
@@ -141,18 +160,22 @@ def resolve_spec(source_columns: Sequence[str], options: ChangeOptions) -> Spec:
     track_history_columns = options.track_history_columns
     track_history_except_columns = options.track_history_except_columns
     available = list(source_columns)
-    named = {"keys": list(keys), "sequence_by": [sequence_by]}
+    named = {"keys": list(keys), "sequence_by": list(sequence_by)}
     for role, cols in named.items():
         missing = [c for c in cols if c not in available]
         if missing:
             raise ApplyChangesError(f"{role} column(s) {missing} not in the source {available}")
     if not keys:
         raise ApplyChangesError("keys must name at least one column")
+    if not sequence_by:
+        raise ApplyChangesError("sequence_by must name at least one column")
+    if options.current_valid_to is not None and len(sequence_by) != 1:
+        raise ApplyChangesError("current_valid_to needs sequence_by to be one column")
     if track_history_columns is not None and track_history_except_columns is not None:
         raise ApplyChangesError(
             "give track_history_columns or track_history_except_columns, not both"
         )
-    dropped = {*keys, sequence_by, *options.except_columns}
+    dropped = {*keys, *sequence_by, *options.except_columns}
     columns = tuple(c for c in available if c not in dropped)
     if track_history_columns is not None:
         unknown = [c for c in track_history_columns if c not in columns]
@@ -162,15 +185,34 @@ def resolve_spec(source_columns: Sequence[str], options: ChangeOptions) -> Spec:
     else:
         excluded = set(track_history_except_columns or [])
         tracked = tuple(c for c in columns if c not in excluded)
-    return Spec(tuple(keys), columns, tracked, options.ignore_null_updates)
+    if options.tombstones and IS_DELETED in columns:
+        raise ApplyChangesError(f"tombstones add the column {IS_DELETED!r}; the source has it")
+    return Spec(
+        tuple(keys),
+        columns,
+        tracked,
+        options.ignore_null_updates,
+        tuple(sequence_by),
+        options.tombstones,
+        options.current_valid_to,
+    )
 
 
 # ---------------------------------------------------------------- pure transformations
 
 
-def to_events(
-    spec: Spec, sequence_by: str, delete_when: Column | None
-) -> Callable[[DataFrame], DataFrame]:
+def sequence_of(columns: Sequence[str]) -> Column:
+    """The event's sequence: the one column, or a struct of several (compared in order).
+
+    NULL when any of the columns is NULL (such an event cannot be placed).
+    """
+    if len(columns) == 1:
+        return F.col(f"`{columns[0]}`")
+    complete = F.greatest(*[F.col(f"`{c}`").isNull() for c in columns]) == F.lit(False)
+    return F.when(complete, F.struct(*[F.col(f"`{c}`") for c in columns]))
+
+
+def to_events(spec: Spec, delete_when: Column | None) -> Callable[[DataFrame], DataFrame]:
     """Source rows as events: keys, ``_seq``, ``_is_delete``, stored columns, ``_event_hash``."""
 
     def transform(source: DataFrame) -> DataFrame:
@@ -179,7 +221,7 @@ def to_events(
         )
         events = source.select(
             *[F.col(f"`{k}`") for k in spec.keys],
-            F.col(f"`{sequence_by}`").alias(SEQ),
+            sequence_of(spec.sequence).alias(SEQ),
             is_delete.alias(IS_DELETE),
             *[F.col(f"`{c}`") for c in spec.columns],
             F.to_json(F.struct(*[F.col(f"`{c}`") for c in source.columns])).alias(RECORD),
@@ -192,46 +234,105 @@ def to_events(
 
 NEW, DUPLICATE, REJECTED = "new", "duplicate", "rejected"
 STATUS = "_status"
-CONFLICT_WITH_LOG = "conflicts with an event already applied for the same key and sequence"
+TIED = (
+    "tied: another upsert has the same key and sequence (neither is applied; "
+    "a further sequence_by column would order them)"
+)
 
 
 def classify_events(spec: Spec, logged: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """Tag each event ``new``, ``duplicate`` or ``rejected`` (with ``_reason``).
 
     ``logged`` holds the keys, ``_seq`` and ``_event_hash`` of the events already in the
-    log. Rejected: a NULL key or sequence; every event of a (key, sequence) that has
-    more than one distinct value in the batch (no pick is made between them); an event
-    whose (key, sequence) the log holds with another value. Duplicate: an event equal
-    to one in the log or to an earlier row of the batch.
+    log. Rejected: a NULL key or sequence. Duplicate: an event equal to one in the log
+    or to an earlier row of the batch. Events that tie at one (key, sequence) are new
+    here: the log keeps them all, and the history decides (:func:`resolve_ties`), so the
+    outcome does not depend on which batch brought which.
     """
-    slot = [*spec.keys, SEQ]
+    event = [*spec.keys, SEQ, EVENT_HASH]
 
     def transform(events: DataFrame) -> DataFrame:
         null_key = F.greatest(*[F.col(f"`{k}`").isNull() for k in spec.keys], F.lit(False))
-        per_slot = Window.partitionBy(*[F.col(f"`{c}`") for c in slot])
-        variants = F.size(F.collect_set(EVENT_HASH).over(per_slot))
-        first = F.row_number().over(per_slot.orderBy(EVENT_HASH)) == 1
-        known = logged.select(*slot, F.col(EVENT_HASH).alias("_logged_hash"))
-        tagged = events.join(known, on=slot, how="left")
-        basic = F.concat_ws(
+        first = F.row_number().over(
+            Window.partitionBy(*[F.col(f"`{c}`") for c in event]).orderBy(F.col(RECORD))
+        )
+        known = logged.select(*event, F.lit(True).alias("_logged"))
+        tagged = events.join(known, on=event, how="left")
+        late_end = F.lit(None)
+        if spec.current_valid_to is not None:
+            end = F.expr(spec.current_valid_to).cast(events.schema[SEQ].dataType)
+            late_end = F.when(F.col(SEQ) >= end, F.lit("sequence is not before current_valid_to"))
+        reason = F.concat_ws(
             "; ",
             F.when(null_key, F.lit("key is NULL")),
             F.when(F.col(SEQ).isNull(), F.lit("sequence is NULL")),
-        )
-        reason = (
-            F.when(basic != "", basic)
-            .when(
-                variants > 1,
-                F.format_string("%d different events for the same key and sequence", variants),
-            )
-            .when(F.col("_logged_hash") != F.col(EVENT_HASH), F.lit(CONFLICT_WITH_LOG))
+            late_end,
         )
         status = (
-            F.when(reason.isNotNull(), F.lit(REJECTED))
-            .when(F.col("_logged_hash").isNotNull() | ~first, F.lit(DUPLICATE))
+            F.when(reason != "", F.lit(REJECTED))
+            .when(F.col("_logged").isNotNull() | (first > 1), F.lit(DUPLICATE))
             .otherwise(F.lit(NEW))
         )
-        return tagged.select(*events.columns, reason.alias(REASON), status.alias(STATUS))
+        return tagged.select(
+            *events.columns, F.when(reason != "", reason).alias(REASON), status.alias(STATUS)
+        )
+
+    return transform
+
+
+def resolve_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
+    """One event per (key, sequence): a delete if there is one, else the only upsert.
+
+    A (key, sequence) with two or more different upserts and no delete keeps nothing.
+    Input and output: distinct events (keys, ``_seq``, ``_is_delete``, stored columns,
+    ``_event_hash``).
+    """
+    slot = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys], F.col(SEQ))
+
+    def transform(events: DataFrame) -> DataFrame:
+        upserts = F.size(F.collect_set(F.when(~F.col(IS_DELETE), F.col(EVENT_HASH))).over(slot))
+        rank = F.row_number().over(slot.orderBy(F.col(IS_DELETE).desc(), F.col(EVENT_HASH)))
+        return (
+            events.withColumn("_rank", rank)
+            .withColumn("_upserts", upserts)
+            .where((F.col("_rank") == 1) & (F.col(IS_DELETE) | (F.col("_upserts") == 1)))
+            .drop("_rank", "_upserts")
+        )
+
+    return transform
+
+
+def find_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
+    """The upserts that share their (key, sequence) with another, different upsert."""
+    slot = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys], F.col(SEQ))
+
+    def transform(events: DataFrame) -> DataFrame:
+        upserts = events.where(~F.col(IS_DELETE))
+        variants = F.size(F.collect_set(F.col(EVENT_HASH)).over(slot))
+        return upserts.withColumn("_variants", variants).where("_variants > 1").drop("_variants")
+
+    return transform
+
+
+def tie_records(spec: Spec) -> Callable[[DataFrame], DataFrame]:
+    """Tied upserts as quarantine rows: ``_record`` (keys, sequence, stored columns), ``_reason``.
+
+    Built from the event as the log keeps it, so an event tied in one batch or across
+    two is recorded the same way.
+    """
+    sequence = (
+        [F.col(SEQ).alias(spec.sequence[0])]
+        if len(spec.sequence) == 1
+        else [F.col(f"{SEQ}.`{c}`").alias(c) for c in spec.sequence]
+    )
+
+    def transform(ties: DataFrame) -> DataFrame:
+        record = F.struct(
+            *[F.col(f"`{k}`") for k in spec.keys],
+            *sequence,
+            *[F.col(f"`{c}`") for c in spec.columns],
+        )
+        return ties.select(F.to_json(record).alias(RECORD), F.lit(TIED).alias(REASON))
 
     return transform
 
@@ -239,16 +340,33 @@ def classify_events(spec: Spec, logged: DataFrame) -> Callable[[DataFrame], Data
 def build_history(spec: Spec) -> Callable[[DataFrame], DataFrame]:
     """All versions of the keys present in a set of events (``apply_changes`` semantics).
 
-    Input: distinct events (keys, ``_seq``, ``_is_delete``, stored columns). Output:
-    keys, stored columns, ``valid_from``, ``valid_to``, ``is_current``.
+    Input: distinct events (keys, ``_seq``, ``_is_delete``, stored columns,
+    ``_event_hash``); ties are resolved first (:func:`resolve_ties`). Output: keys, stored
+    columns, ``valid_from``, ``valid_to``, ``is_current`` (and ``is_deleted`` with
+    tombstones: a delete that follows an upsert also opens a row with the deleted
+    version's values, ``is_deleted`` true, until the key's next upsert).
     """
     keys = [F.col(f"`{k}`") for k in spec.keys]
 
     def transform(events: DataFrame) -> DataFrame:
+        events = events.transform(resolve_ties(spec))
         by_key = Window.partitionBy(*keys).orderBy(SEQ)
         before = by_key.rowsBetween(Window.unboundedPreceding, -1)
-        frame = events.withColumn("_next_seq", F.lead(SEQ).over(by_key)).withColumn(
-            "_segment", F.coalesce(F.sum(F.col(IS_DELETE).cast("int")).over(before), F.lit(0))
+        if spec.tombstones:  # only a delete right after an upsert marks a deletion
+            after_upsert = F.lag(IS_DELETE).over(by_key) == F.lit(False)
+            events = (
+                events.withColumn("_marks", ~F.col(IS_DELETE) | after_upsert)
+                .where(F.col("_marks"))
+                .drop("_marks")
+            )
+        frame = (
+            events.withColumn("_next_seq", F.lead(SEQ).over(by_key))
+            .withColumn("_next_is_delete", F.lead(IS_DELETE).over(by_key))
+            .withColumn("_next_next_seq", F.lead(SEQ, 2).over(by_key))
+            .withColumn(
+                "_segment",
+                F.coalesce(F.sum(F.col(IS_DELETE).cast("int")).over(before), F.lit(0)),
+            )
         )
         upserts = frame.where(~F.col(IS_DELETE))
         by_segment = Window.partitionBy(*keys, F.col("_segment")).orderBy(SEQ)
@@ -276,13 +394,39 @@ def build_history(spec: Spec) -> Callable[[DataFrame], DataFrame]:
             F.col(SEQ),
         )
         versions = upserts.groupBy(*keys, F.col(VALID_FROM)).agg(last_event.alias("_last"))
-        return versions.select(
+        marks = [F.lit(False).alias(IS_DELETED)] if spec.tombstones else []
+        history = versions.select(
             *keys,
             *[F.col(f"_last.`{c}`").alias(c) for c in spec.columns],
             F.col(VALID_FROM),
             F.col(f"_last.{VALID_TO}").alias(VALID_TO),
             F.col(f"_last.{VALID_TO}").isNull().alias(IS_CURRENT),
+            *marks,
         )
+        if not spec.tombstones:
+            return history
+        # the deletion mark: the deleted version's values, from the delete to what follows
+        tombstones = upserts.where(F.col("_next_is_delete")).select(
+            *keys,
+            *[F.col(f"`{c}`") for c in spec.columns],
+            F.col("_next_seq").alias(VALID_FROM),
+            F.col("_next_next_seq").alias(VALID_TO),
+            F.col("_next_next_seq").isNull().alias(IS_CURRENT),
+            F.lit(True).alias(IS_DELETED),
+        )
+        return history.unionByName(tombstones)
+
+    return transform
+
+
+def as_stored(spec: Spec) -> Callable[[DataFrame], DataFrame]:
+    """History rows as the target stores them: open rows' ``valid_to`` is ``current_valid_to``."""
+
+    def transform(history: DataFrame) -> DataFrame:
+        if spec.current_valid_to is None:
+            return history
+        end = F.expr(spec.current_valid_to).cast(history.schema[VALID_TO].dataType)
+        return history.withColumn(VALID_TO, F.coalesce(F.col(VALID_TO), end))
 
     return transform
 
@@ -390,12 +534,14 @@ def apply_changes(
     target: str,
     *,
     keys: Sequence[str],
-    sequence_by: str,
+    sequence_by: str | Sequence[str],
     apply_as_deletes: str | Column | None = None,
     except_columns: Sequence[str] | None = None,
     track_history_columns: Sequence[str] | None = None,
     track_history_except_columns: Sequence[str] | None = None,
     ignore_null_updates: bool = False,
+    tombstones: bool = False,
+    current_valid_to: str | None = None,
     run_id: str | None = None,
     quarantine: str | None = None,
 ) -> ApplyChangesResult:
@@ -406,12 +552,20 @@ def apply_changes(
         source: change events; one row per event.
         target: Delta table path, or a catalog table name (created if absent).
         keys: business key columns.
-        sequence_by: orderable column (timestamp or number) giving each key's event order.
+        sequence_by: orderable column (timestamp or number) giving each key's event order,
+            or several: compared in order, each breaking the ties of those before it
+            (``valid_from``/``valid_to`` are then structs of them).
         apply_as_deletes: SQL predicate or Column that is true for delete events.
         except_columns: source columns not stored (e.g. the operation column).
         track_history_columns: only these columns open new versions when they change.
         track_history_except_columns: every stored column except these opens versions.
         ignore_null_updates: a NULL in an upsert keeps the key's previous value.
+        tombstones: a delete also opens a row marking it (``is_deleted`` true, the deleted
+            version's values, open until the key's next upsert), like dbt snapshots'
+            ``hard_deletes: new_record``; without it a delete only closes the version.
+        current_valid_to: SQL expression (e.g. ``"timestamp'9999-12-31 00:00:00'"``)
+            stored as the ``valid_to`` of open rows instead of NULL (one ``sequence_by``
+            column only); an event at or after it is quarantined.
         run_id: recorded with quarantined events.
         quarantine: where events that cannot be placed go (default: a table beside the
             target, ``<target>__quarantine``).
@@ -425,7 +579,7 @@ def apply_changes(
     """
     options = ChangeOptions(
         keys=tuple(keys),
-        sequence_by=sequence_by,
+        sequence_by=(sequence_by,) if isinstance(sequence_by, str) else tuple(sequence_by),
         except_columns=tuple(except_columns or ()),
         track_history_columns=None
         if track_history_columns is None
@@ -434,6 +588,8 @@ def apply_changes(
         if track_history_except_columns is None
         else tuple(track_history_except_columns),
         ignore_null_updates=ignore_null_updates,
+        tombstones=tombstones,
+        current_valid_to=current_valid_to,
     )
     resolve_spec(source.columns, options)  # fail on bad arguments before any IO
     delete_when = (
@@ -500,7 +656,7 @@ def _apply_once(
     if delta_io.table_exists(spark, tables.events):
         source = _with_logged_columns(source, delta_io.read_table(spark, tables.events), hidden)
     spec = resolve_spec(source.columns, options)
-    events = source.transform(to_events(spec, options.sequence_by, delete_when))
+    events = source.transform(to_events(spec, delete_when))
     delta_io.create_if_absent(
         spark, tables.events, events.drop(RECORD).schema, properties=EVENT_LOG_PROPERTIES
     )
@@ -510,7 +666,7 @@ def _apply_once(
     )
     target_version, applied = _applied_log_version(spark, tables.target)
     log_before = delta_io.current_version(spark, tables.events)
-    slot = [*spec.keys, SEQ]
+    event = [*spec.keys, SEQ, EVENT_HASH]  # one log row per distinct event
     # The log's events of this batch's keys, read once: they classify the batch and,
     # with the batch's new events, are the whole history of the keys to recompute.
     # A small batch's keys are broadcast, so the log is scanned once and not shuffled,
@@ -527,9 +683,7 @@ def _apply_once(
                 how="left_semi",
             ).cache()
             cached.append(prior)
-            classified = events.transform(
-                classify_events(spec, prior.select(*slot, EVENT_HASH))
-            ).cache()
+            classified = events.transform(classify_events(spec, prior.select(*event))).cache()
             cached.append(classified)
             key = F.struct(*[F.col(f"`{k}`") for k in spec.keys])
             tally = {
@@ -557,7 +711,7 @@ def _apply_once(
         log_version = log_before
         if events_new:  # classified against log_before: no second look at the log
             log_version = _log_new_events(
-                spark, new_events, tables.events, log_at_start, log_before, slot
+                spark, new_events, tables.events, log_at_start, log_before, event
             )
         crash_point("after_log_commit")
         if applied >= log_before:  # the target reflected the log: only this batch's keys
@@ -575,6 +729,7 @@ def _apply_once(
             applied=applied,
             log_version=log_version,
             version=target_version,
+            run_id=run_id,
         )
         return ApplyChangesResult(
             rows_in=rows_in,
@@ -594,7 +749,7 @@ def _log_new_events(
     location: str,
     log: DataFrame,
     log_before: int,
-    slot: list[str],
+    match: list[str],
 ) -> int:
     """Add the events classified new against version ``log_before``; the log's new version.
 
@@ -611,7 +766,8 @@ def _log_new_events(
         return delta_io.append_unless_changed(
             spark, rows, location, read_version=log_before
         ).version
-    return delta_io.merge_insert(spark, new_events, location, match=slot, merge_schema=True).version
+    merged = delta_io.merge_insert(spark, new_events, location, match=match, merge_schema=True)
+    return merged.version
 
 
 def _applied_log_version(spark: SparkSession, target: str) -> tuple[int, int]:
@@ -631,6 +787,7 @@ def _refresh_target(
     applied: int,
     log_version: int,
     version: int,
+    run_id: str | None,
 ) -> dict[str, Any]:
     """Recompute the keys of the ``arrived`` events and MERGE the difference.
 
@@ -672,20 +829,22 @@ def _refresh_target(
             log_events = delta_io.read_table(spark, tables.events, version=log_version)
         else:  # the log at log_version holds exactly these events of the keys
             log_events = logged.unionByName(arrived, allowMissingColumns=True)
-        history = log_events.join(touched, on=list(spec.keys), how="left_semi").transform(
-            build_history(spec)
-        )
-        history = history.cache()
+        keyed = log_events.join(touched, on=list(spec.keys), how="left_semi")
+        history = keyed.transform(build_history(spec)).cache()
         cached.append(history)
         current = delta_io.read_table(spark, tables.target).join(
             touched, on=list(spec.keys), how="left_semi"
         )
-        changes = history.transform(diff_history(spec, current)).cache()
+        changes = history.transform(as_stored(spec)).transform(diff_history(spec, current))
+        changes = changes.cache()
         cached.append(changes)
         violations = history.transform(find_violations(spec.keys))
         # one pass: the invariant check and the counts of what the MERGE will do
-        checked = changes.select("_action", F.col("_closes").cast("int").alias("_c")).unionByName(
-            violations.select(F.lit(VIOLATION).alias("_action"), F.lit(0).alias("_c"))
+        ties = keyed.transform(find_ties(spec))
+        checked = (
+            changes.select("_action", F.col("_closes").cast("int").alias("_c"))
+            .unionByName(violations.select(F.lit(VIOLATION).alias("_action"), F.lit(0).alias("_c")))
+            .unionByName(ties.select(F.lit(TIE).alias("_action"), F.lit(0).alias("_c")))
         )
         counts = {
             r["_action"]: (int(r["n"]), int(r["closes"]))
@@ -698,11 +857,28 @@ def _refresh_target(
                 f"history for {tables.target} breaks SCD2 invariants, nothing written: "
                 + "; ".join(f"{r.asDict()}" for r in violations.limit(5).collect())
             )
+        ties_quarantined = 0
+        if counts.pop(TIE, None):  # before the target's commit: a crash here is redone
+            ties_quarantined = delta_io.insert_new(
+                spark,
+                ties.transform(tie_records(spec)).select(
+                    RECORD,
+                    REASON,
+                    F.lit(run_id).cast("string").alias("_run_id"),
+                    F.current_timestamp().alias("_quarantined_at"),
+                ),
+                tables.quarantine,
+                match=[RECORD, REASON],
+            ).metric("numTargetRowsInserted")
         if not counts:
             # Nothing differs (the new events collapsed). The target's recorded log
             # version stays behind, so the next call looks at these keys again: cheap,
             # and no empty commit.
-            return {**unchanged, "keys_affected": keys_affected}
+            return {
+                **unchanged,
+                "keys_affected": keys_affected,
+                "ties_quarantined": ties_quarantined,
+            }
         rendezvous("scd2_target_merge")
         commit = delta_io.merge_actions(
             spark,
@@ -721,6 +897,7 @@ def _refresh_target(
             "rows_deleted": counts.get("delete", (0, 0))[0],
             "version": commit.version,
             "committed": True,
+            "ties_quarantined": ties_quarantined,
             "operation_metrics": commit.metrics,
         }
     finally:

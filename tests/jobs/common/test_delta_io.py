@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.delta_io import (
+    TRUNCATED_THROUGH,
     CommitInfo,
     append_batch,
     append_unless_changed,
@@ -23,6 +24,7 @@ from jobs.common.delta_io import (
     read_table,
     register_table,
     rows_added,
+    table_property,
     versioned_user_metadata,
 )
 from jobs.common.errors import TableChangedError, TableNotFoundError
@@ -288,3 +290,69 @@ def test_append_unless_changed_conflicts_with_a_commit_made_while_it_writes(
     assert "ConcurrentAppendException" in f"{outcome[0]}"
     expected = spark.createDataFrame([(1, "a", 1.0), (2, "b", 2.0)], SCHEMA)
     assert_df_equality(read_table(spark, location), expected, ignore_row_order=True)
+
+
+def test_merge_latest_truncate_deletes_what_is_not_newer_in_either_arrival_order(
+    spark: SparkSession, lake: LakePaths
+) -> None:
+    schema = "id STRING, seq INT, op STRING, v STRING"
+    rows = [("a", 1, "U", "a1"), ("b", 2, "U", "b2"), ("c", 5, "U", "c5")]
+    truncate = [(None, 3, "T", None), ("d", 4, "U", "d4"), ("b", 1, "U", "b1")]
+    later = [("a", 2, "U", "a2"), ("e", 3, "U", "e3"), ("f", 6, "U", "f6")]
+    expected = spark.createDataFrame(
+        [("c", 5, "U", "c5"), ("d", 4, "U", "d4"), ("f", 6, "U", "f6")], schema
+    )
+    for n, batches in enumerate([[rows, truncate, later], [truncate, later, rows]]):
+        location = lake.table("silver", f"latest{n}")
+        for batch in batches:
+            merge_latest(
+                spark,
+                spark.createDataFrame(batch, schema),
+                location,
+                keys=["id"],
+                order_by="seq",
+                truncate_when=F.col("op") == "T",
+            )
+        assert_df_equality(
+            read_table(spark, location), expected, ignore_row_order=True, ignore_nullable=True
+        )
+        assert table_property(spark, location, TRUNCATED_THROUGH) == "3"
+    # the TRUNCATE replayed (a rerun after a crash) changes nothing more
+    again = merge_latest(
+        spark,
+        spark.createDataFrame(truncate, schema),
+        location,
+        keys=["id"],
+        order_by="seq",
+        truncate_when=F.col("op") == "T",
+    )
+    assert again.metric("numTargetRowsDeleted") == 0
+    assert_df_equality(
+        read_table(spark, location), expected, ignore_row_order=True, ignore_nullable=True
+    )
+
+
+def test_merge_latest_orders_by_several_columns(spark: SparkSession, lake: LakePaths) -> None:
+    schema = "id STRING, day INT, lsn INT, v STRING"
+    location = lake.table("silver", "latest")
+    for batch in ([("a", 1, 9, "old"), ("b", 1, 1, "b")], [("a", 2, 0, "new"), ("a", 1, 10, "x")]):
+        merge_latest(
+            spark,
+            spark.createDataFrame(batch, schema),
+            location,
+            keys=["id"],
+            order_by=["day", "lsn"],
+        )
+    merge_latest(
+        spark,
+        spark.createDataFrame([("b", 1, 0, "older lsn")], schema),
+        location,
+        keys=["id"],
+        order_by=["day", "lsn"],
+    )
+    assert_df_equality(
+        read_table(spark, location),
+        spark.createDataFrame([("a", 2, 0, "new"), ("b", 1, 1, "b")], schema),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
