@@ -11,6 +11,7 @@ after it leaves nothing to redo.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,11 @@ from pyspark.sql import functions as F
 
 from jobs.bronze import fx, jdbc, rest
 from jobs.bronze.connector import Increment, ReadRequest
+from jobs.bronze.snapshot import STATE_BATCH, snapshot_changes, snapshot_state
 from jobs.bronze.writer import BronzeTarget, write_batch
+from jobs.common import delta_io
+from jobs.common.config import EntitySpec
+from jobs.common.faults import crash_point
 from jobs.common.locks import table_lock
 from jobs.common.progress import Progress, read_progress
 from jobs.common.quality import run_gate
@@ -62,25 +67,37 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
             paths=paths,
             window=window,
         )
+        if entity_spec.mode == "snapshot" and window is not None:
+            # a snapshot has no window: a backfill compares today's table like any run
+            run.summary.notes["window"] = "ignored: a snapshot entity is compared whole"
+            request, window = replace(request, window=None), None
         increment = CONNECTORS[spec.type](request)
-        outcome = write_batch(
-            spark,
-            target,
-            records=increment.frame,
-            position=increment.position,
-            rejects=increment.rejects,
-            run_id=ctx.run_id,
-            batch_id=(previous.batch_id if previous else 0) + 1,
-            ingested_at=datetime.now(UTC).replace(tzinfo=None),
-            next_watermark=lambda rows: next_watermark(
-                previous, rows, increment.cursor, backfill=window is not None
-            ),
-            previous_watermark=previous.watermark if previous else None,
-            existing_filter=increment.existing_filter,
-            cursor=increment.cursor,
-            step=run.step,
-            gate=lambda staged: run_gate(job, "bronze", target.table, staged),
-        )
+        batch_id = (previous.batch_id if previous else 0) + 1
+        cached: list[DataFrame] = []
+        try:
+            if entity_spec.mode == "snapshot":
+                increment = _snapshot_changes(job, target, entity_spec, increment, batch_id, cached)
+            outcome = write_batch(
+                spark,
+                target,
+                records=increment.frame,
+                position=increment.position,
+                rejects=increment.rejects,
+                run_id=ctx.run_id,
+                batch_id=batch_id,
+                ingested_at=datetime.now(UTC).replace(tzinfo=None),
+                next_watermark=lambda rows: next_watermark(
+                    previous, rows, increment.cursor, backfill=window is not None
+                ),
+                previous_watermark=previous.watermark if previous else None,
+                existing_filter=increment.existing_filter,
+                cursor=increment.cursor,
+                step=run.step,
+                gate=lambda staged: run_gate(job, "bronze", target.table, staged),
+            )
+        finally:
+            for frame in cached:
+                frame.unpersist()
     run.input(
         DatasetStats(
             target.source_label,
@@ -107,6 +124,47 @@ def ingest(job: JobEnv, source: str, entity: str) -> None:
             },
         )
     )
+
+
+def _snapshot_changes(
+    job: JobEnv,
+    target: BronzeTarget,
+    entity: EntitySpec,
+    increment: Increment,
+    batch_id: int,
+    cached: list[DataFrame],
+) -> Increment:
+    """The snapshot read as change events against the last committed batch's snapshot.
+
+    Writes this snapshot's state (tagged ``batch_id``) before returning: the Bronze
+    commit of the batch comes after it (``jobs/bronze/snapshot.py``, exactly once).
+    """
+    spark = job.spark
+    location = job.paths.table("_control", f"snapshot_{target.table}")
+    keys, cursor = entity.primary_key, entity.cursor
+    taken_at = datetime.now(UTC).replace(tzinfo=None)
+    with job.recorder.step("snapshot"):
+        snapshot = increment.frame.cache()
+        cached.append(snapshot)
+        state = snapshot.transform(snapshot_state(keys, cursor))
+        baseline = (
+            delta_io.version_with_metadata(spark, location, STATE_BATCH, batch_id - 1)
+            if delta_io.table_exists(spark, location)
+            else None
+        )
+        previous = (
+            state.limit(0)
+            if baseline is None
+            else delta_io.read_table(spark, location, version=baseline)
+        )
+        changes = snapshot.transform(snapshot_changes(previous, keys, cursor, taken_at)).cache()
+        cached.append(changes)
+        found = changes.count()
+        if found:
+            delta_io.replace_table(spark, state, location, user_metadata={STATE_BATCH: batch_id})
+        crash_point("after_snapshot_state")
+    details = {**increment.details, "snapshot_rows": snapshot.count(), "changes": found}
+    return replace(increment, frame=changes, details=details)
 
 
 def next_watermark(

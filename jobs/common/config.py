@@ -141,10 +141,16 @@ class GeneratorSettings(_Frozen):
 
 
 class EntitySpec(_Frozen):
-    """One entity of a source system: its business key and incremental cursor."""
+    """One entity of a source system: its business key and incremental cursor.
+
+    ``mode``: ``incremental`` (rows past the cursor's watermark) or ``snapshot`` (the
+    whole table every run, compared with the last snapshot: upserts and hard deletes;
+    ``jobs/bronze/snapshot.py``).
+    """
 
     primary_key: list[str]
     cursor: str | None = None
+    mode: Literal["incremental", "snapshot"] = "incremental"
 
 
 class SourceSpec(_Frozen):
@@ -161,9 +167,10 @@ class SilverTableSpec(_Frozen):
     """A conformed Silver table built from one Bronze table (``config/tables.yaml``).
 
     ``kind``: ``scd2`` (history by ``sequence_by``, deletes where ``deletes`` holds),
-    ``latest`` (one row per key, the newest by ``sequence_by``) or ``first`` (one row
-    per key, the first seen; a dedup). ``columns`` maps each stored column to its
-    conformed type (see ``jobs/silver/conform.py``).
+    ``latest`` (one row per key, the newest by ``sequence_by``; TRUNCATE events where
+    ``truncates`` holds) or ``first`` (one row per key, the first seen; a dedup).
+    ``sequence_by`` is one column or several (compared in order). ``columns`` maps each
+    stored column to its conformed type (see ``jobs/silver/conform.py``).
     """
 
     description: str
@@ -171,10 +178,34 @@ class SilverTableSpec(_Frozen):
     source: str
     keys: list[str]
     columns: dict[str, str]
-    sequence_by: str | None = None
+    sequence_by: str | list[str] | None = None
     deletes: str | None = None
     except_columns: list[str] = Field(default_factory=list)
     track_history_except_columns: list[str] | None = None
+    truncates: str | None = None  # latest: a SQL predicate true for TRUNCATE events
+    tombstones: bool = False  # scd2: a delete also opens a row marked is_deleted
+    current_valid_to: str | None = None  # scd2: SQL expression for open rows' valid_to
+
+    @property
+    def sequence_columns(self) -> list[str]:
+        """``sequence_by`` as a list (empty when not given)."""
+        if self.sequence_by is None:
+            return []
+        return [self.sequence_by] if isinstance(self.sequence_by, str) else list(self.sequence_by)
+
+    @model_validator(mode="after")
+    def _options_fit_the_kind(self) -> SilverTableSpec:
+        scd2_only = {"tombstones": self.tombstones, "current_valid_to": self.current_valid_to}
+        misplaced = [name for name, value in scd2_only.items() if value and self.kind != "scd2"]
+        if self.truncates is not None and self.kind != "latest":
+            misplaced.append("truncates")
+        if misplaced:
+            raise ValueError(f"{misplaced} do not apply to kind {self.kind!r}")
+        if self.kind in ("scd2", "latest") and not self.sequence_columns:
+            raise ValueError(f"kind {self.kind!r} needs sequence_by")
+        if self.truncates is not None and len(self.sequence_columns) != 1:
+            raise ValueError("truncates needs sequence_by to be one column")
+        return self
 
 
 class SegmentRuleSettings(_Frozen):

@@ -96,6 +96,7 @@ BASE_VOLUMES = {
     "customer_updates": 40,
     "customer_deletes": 2,
     "product_updates": 5,
+    "product_deletes": 2,  # on hard_delete_day only: rows removed from the source table
     "orders": 400,
     "order_updates": 120,
     "events": 5000,
@@ -126,6 +127,7 @@ class GeneratorParams:
     duplicate_rate: float = 0.01
     late_rate: float = 0.02
     schema_change_day: int = 4
+    hard_delete_day: int = 3  # products deleted from the operational DB (no change column)
 
     def volume(self, name: str) -> int:
         """Daily volume of ``name`` at this scale (at least 1)."""
@@ -137,14 +139,17 @@ class DayBatch:
     """What the sources deliver on one day.
 
     ``records`` holds well-formed records per entity (duplicates included, as
-    delivered); ``raw_lines`` holds the exact text lines of line-oriented sources
-    (events JSONL, returns CSV), malformed ones included; ``anomalies`` counts what
-    was injected, so tests and the demo know what the pipeline must catch.
+    delivered); ``deletes`` the keys of rows the source deleted that day (hard deletes,
+    seen only by comparing snapshots); ``raw_lines`` holds the exact text lines of
+    line-oriented sources (events JSONL, returns CSV), malformed ones included;
+    ``anomalies`` counts what was injected, so tests and the demo know what the
+    pipeline must catch.
     """
 
     day: int
     date: date
     records: dict[str, list[Record]] = field(default_factory=dict)
+    deletes: dict[str, list[Record]] = field(default_factory=dict)
     raw_lines: dict[str, list[str]] = field(default_factory=dict)
     anomalies: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -173,7 +178,10 @@ class RetailGenerator:
         self.fx: dict[str, float] = {c: v for c, v in USD_PER_UNIT.items() if c != "USD"}
         self._carry: dict[str, list[Record]] = {}
         self._returned: set[str] = set()
-        self._product_ids: list[str] = []  # creation order; products are never deleted
+        self._product_ids: list[str] = []  # creation order (deleted ones stay listed)
+        self._deleted_products: set[str] = set()
+        # its own stream: the hard deletes leave every other draw as it was
+        self._delete_rng = random.Random(params.seed + 1)
         self._seq = {"customer": 0, "product": 0, "order": 0, "case": 0, "return": 0}
 
     def days(self) -> Iterator[DayBatch]:
@@ -357,13 +365,19 @@ class RetailGenerator:
         for _ in range(self.p.volume("product_updates")):
             record = self.products[self.rng.choice(self._product_ids)]
             when = self._time_in(today)
-            if ts(when) <= record["updated_at"]:
+            if ts(when) <= record["updated_at"] or record["product_id"] in self._deleted_products:
                 continue
             record.update(
                 list_price=round(record["list_price"] * self.rng.uniform(0.8, 1.2), 2),
                 updated_at=ts(when),
             )
             batch.records["opdb.products"].append(dict(record))
+        if batch.day == self.p.hard_delete_day:
+            live = [p for p in self._product_ids if p not in self._deleted_products]
+            gone = self._delete_rng.sample(live, min(len(live), self.p.volume("product_deletes")))
+            self._deleted_products.update(gone)
+            batch.deletes["opdb.products"] = [{"product_id": p} for p in sorted(gone)]
+            batch.count("opdb.products", "hard_deletes", len(gone))
 
     def _orders(self, batch: DayBatch, today: date, late: dict[str, list[Record]]) -> None:
         entity = "opdb.orders"

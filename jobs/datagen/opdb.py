@@ -1,7 +1,9 @@
 """Operational database simulator: applies each generated day to a real database.
 
 The generator's ``sources/opdb/<table>/<date>.jsonl`` files are what got committed to
-the database that day. :func:`load_day` upserts them (never moving a row back in time)
+the database that day, ``<date>.deletes.jsonl`` the keys of rows deleted that day (hard
+deletes: no flag, no trace). :func:`load_day` upserts the first (never moving a row back
+in time) and deletes the second
 into SQLite (the local demo's embedded default) or PostgreSQL (tests, and the shape of
 an RDS/Redshift source). When a record first carries a new field (the generator's
 additive schema change), the column is added with ``ALTER TABLE``.
@@ -106,6 +108,10 @@ def load_day(conn: Connection, dialect: Dialect, sources: Path, day: date) -> di
                 [_db_value(c, record[c]) for c in cols],
             )
         applied[table] = len(records)
+        deletes = path.with_name(f"{day.isoformat()}.deletes.jsonl")
+        if deletes.exists():
+            for line in deletes.read_text(encoding="utf-8").splitlines():
+                cur.execute(f"DELETE FROM {table} WHERE {key} = {ph}", [json.loads(line)[key]])
     conn.commit()
     return applied
 

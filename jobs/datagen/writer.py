@@ -50,6 +50,9 @@ def write_day(batch: DayBatch, sources: Path) -> DayManifest:
     for entity in ("crm.customers", "crm.cases", "opdb.orders", "opdb.products"):
         system, name = entity.split(".")
         _write_lines(sources / system / name / f"{day}.jsonl", _jsonl(batch.records[entity]))
+    for entity, keys in batch.deletes.items():  # rows the source deleted that day
+        system, name = entity.split(".")
+        _write_lines(sources / system / name / f"{day}.deletes.jsonl", _jsonl(keys))
     _write_lines(
         sources / "events" / "behaviour" / f"{day}.jsonl", batch.raw_lines["events.behaviour"]
     )

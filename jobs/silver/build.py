@@ -89,9 +89,12 @@ def _write(
     spark, run_id, paths = job.spark, job.ctx.run_id, job.paths
     target = paths.table("silver", table)
     quarantine = paths.table("_quarantine", f"silver_{table}")
-    keep = [spec.sequence_by] if spec.sequence_by and spec.sequence_by not in spec.columns else []
-    required = [*spec.keys, *([spec.sequence_by] if spec.sequence_by else [])]
-    conformed = rows.transform(conform(spec.columns, required, keep)).cache()
+    keep = [c for c in spec.sequence_columns if c not in spec.columns]
+    required = [*spec.keys, *spec.sequence_columns]
+    truncate = F.expr(spec.truncates) if spec.truncates else None
+    # a TRUNCATE event names no key
+    optional = {k: truncate for k in spec.keys} if truncate is not None else {}
+    conformed = rows.transform(conform(spec.columns, required, keep, optional)).cache()
     try:
         with job.recorder.step("conform"):
             counts = {
@@ -185,16 +188,17 @@ def _write_kind(
 ) -> dict[str, Any]:
     spark = job.spark
     if spec.kind == "scd2":
-        assert spec.sequence_by is not None  # checked by the config model's users
         result = apply_changes(
             spark,
             good,
             target,
             keys=spec.keys,
-            sequence_by=spec.sequence_by,
+            sequence_by=spec.sequence_columns,
             apply_as_deletes=spec.deletes,
             except_columns=spec.except_columns,
             track_history_except_columns=spec.track_history_except_columns,
+            tombstones=spec.tombstones,
+            current_valid_to=spec.current_valid_to,
             run_id=job.ctx.run_id,
             quarantine=quarantine,
         )
@@ -215,21 +219,26 @@ def _write_kind(
                 "versions_closed": result.rows_closed,
                 "versions_updated": result.rows_updated,
                 "versions_deleted": result.rows_deleted,
+                "ties_quarantined": result.ties_quarantined,
             },
         }
+    truncate = F.expr(spec.truncates) if spec.truncates else None
+    is_row = ~F.coalesce(truncate, F.lit(False)) if truncate is not None else F.lit(True)
     counts = good.select(
-        F.count("*").alias("rows"), F.count_distinct(*[F.col(f"`{k}`") for k in spec.keys])
+        F.count_if(is_row).alias("rows"),
+        F.count_distinct(F.when(is_row, F.struct(*[F.col(f"`{k}`") for k in spec.keys]))),
+        F.count_if(~is_row).alias("truncates"),
     ).first()
     assert counts is not None
-    batch_rows, batch_keys = int(counts[0]), int(counts[1])
+    batch_rows, batch_keys, truncates = int(counts[0]), int(counts[1]), int(counts[2])
     if spec.kind == "latest":
-        assert spec.sequence_by is not None
         commit = delta_io.merge_latest(
             spark,
             good,
             target,
             keys=spec.keys,
-            order_by=spec.sequence_by,
+            order_by=spec.sequence_columns,
+            truncate_when=truncate,
             properties=SILVER_PROPERTIES,
         )
     else:
@@ -250,7 +259,8 @@ def _write_kind(
     return {
         "rows_written": commit.rows_written,
         "rows_applied": commit.metric("numTargetRowsInserted")
-        + commit.metric("numTargetRowsUpdated"),
+        + commit.metric("numTargetRowsUpdated")
+        + truncates,  # a TRUNCATE event is applied by the rows it deletes (or none)
         "rows_deduplicated": (batch_rows - batch_keys) + (batch_keys - merged),
         "version": commit.version,
     }

@@ -115,14 +115,20 @@ def conform_column(name: str, kind: str) -> tuple[Column, Column]:
 
 
 def conform(
-    columns: Mapping[str, str], required: Sequence[str], keep: Sequence[str] = ()
+    columns: Mapping[str, str],
+    required: Sequence[str],
+    keep: Sequence[str] = (),
+    optional_when: Mapping[str, Column | None] | None = None,
 ) -> Callable[[DataFrame], DataFrame]:
     """The declared ``columns`` conformed, plus ``keep`` as is, ``_record`` and ``_reason``.
 
     ``_record`` is the row as it came from Bronze (JSON); ``_reason`` joins every
     problem found (a non-conforming value, a missing required column) or is NULL.
     Declared columns absent from the input (not yet in Bronze) are NULL.
+    ``optional_when``: a required column may be NULL in rows where its predicate (on
+    the conformed columns) holds, e.g. the key of a TRUNCATE event.
     """
+    exempt = {k: v for k, v in (optional_when or {}).items() if v is not None}
 
     def transform(frame: DataFrame) -> DataFrame:
         present = set(frame.columns)
@@ -143,7 +149,15 @@ def conform(
             F.array_compact(F.array(*problems)).alias("_problems"),
         )
         # required: checked on the conformed value (a blank string counts as missing)
-        missing = [F.when(F.col(f"`{n}`").isNull(), F.lit(f"{n} is required")) for n in required]
+        missing = [
+            F.when(
+                F.col(f"`{n}`").isNull() & ~F.coalesce(exempt[n], F.lit(False))
+                if n in exempt
+                else F.col(f"`{n}`").isNull(),
+                F.lit(f"{n} is required"),
+            )
+            for n in required
+        ]
         all_problems = F.array_distinct(
             F.array_compact(F.concat(F.col("_problems"), F.array(*missing)))
         )

@@ -29,13 +29,14 @@ from tests.benchmarks.gold import bench_gold, gold_fixed_cost, gold_growth
 from tests.benchmarks.plot import draw, ratios
 from tests.benchmarks.quality import bench_quality
 from tests.benchmarks.scd2 import bench_scd2, scd2_fixed_cost, scd2_growth
+from tests.benchmarks.snapshot import bench_snapshot
 
 EVENT_SCHEMA = (
     "event_id STRING, customer_id STRING, session_id STRING, event_type STRING, "
     "event_ts TIMESTAMP, device STRING, page STRING"
 )
 # what a run can measure besides B; the figure is drawn only from a run of all of them
-PARTS = ("quality", "bronze", "scd2", "gold", "growth", "fixed")
+PARTS = ("quality", "bronze", "scd2", "gold", "growth", "fixed", "snapshot")
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -179,6 +180,9 @@ def main() -> int:
                 spark, settings, work / "gold_growth", (args.customers // 4, args.customers), 1_000
             ),
         }
+    if "snapshot" in parts:  # snapshot change capture on PostgreSQL: the full-read price
+        _settle(spark)
+        results["snapshot"] = bench_snapshot(spark, work / "snapshot", args.rows)
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(
         f"rows: {args.rows:,} behaviour events (generated in {gen_s:.1f}s), "
@@ -212,6 +216,9 @@ def main() -> int:
     fixed = results.get("fixed")
     if isinstance(fixed, dict):
         _print_fixed(fixed)
+    snapshot = results.get("snapshot")
+    if isinstance(snapshot, dict):
+        _print_snapshot(snapshot)
     print("Ratios against their aims:")
     for ratio in ratios(results):
         verdict = "met" if ratio.met else "NOT MET"
@@ -222,6 +229,27 @@ def main() -> int:
     else:  # a partial run would replace the committed figure with a partial one
         print(f"figure:  not redrawn (parts left out: {', '.join(sorted(set(PARTS) - parts))})")
     return 0
+
+
+def _print_snapshot(snapshot: dict[str, Any]) -> None:
+    print(
+        f"  Snapshot CDC, {snapshot['rows']:,} rows in PostgreSQL "
+        f"(full extract to Parquet {snapshot['full_extract_to_parquet_s']:.2f}s)"
+    )
+    print(
+        f"     first run             {snapshot['first_run_s']:>7.2f}s   "
+        f"{snapshot['first_rows_written']:,} upserts"
+    )
+    print(
+        f"     1% changed, 0.1% deleted {snapshot['changed_run_s']:>6.2f}s   "
+        f"{snapshot['changed_rows_written']:,} events, "
+        f"ratio {snapshot['changed_over_full_extract']:.2f} x the full extract   "
+        f"steps {snapshot['changed_steps_s']}"
+    )
+    print(
+        f"     nothing changed       {snapshot['unchanged_run_s']:>7.2f}s   "
+        f"ratio {snapshot['unchanged_over_full_extract']:.2f} x the full extract"
+    )
 
 
 def _print_fixed(fixed: dict[str, Any]) -> None:

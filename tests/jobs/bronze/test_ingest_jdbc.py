@@ -163,7 +163,9 @@ def test_second_writer_fails_cleanly_while_one_holds_the_table(
     assert not Path(opdb.lake.table("bronze", "opdb_orders")).exists()
 
 
-def _cli(world: OpdbWorld, day: int, fault: str | None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    world: OpdbWorld, day: int, fault: str | None, job: str = "bronze.opdb_orders"
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         **world.environ,
@@ -177,7 +179,7 @@ def _cli(world: OpdbWorld, day: int, fault: str | None) -> subprocess.CompletedP
         [
             str(Path(sys.executable).parent / "lakehouse"),
             "run",
-            "bronze.opdb_orders",
+            job,
             "--env",
             "local",
             "--date",

@@ -4,8 +4,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from jobs.common.config import SecretRef, load_settings
+from jobs.common.config import SecretRef, SilverTableSpec, load_settings
 from jobs.common.errors import ConfigError
 from tests.conftest import PROJECT_ROOT
 
@@ -126,3 +127,26 @@ def test_secret_value_instead_of_reference_is_rejected(config_dir: Path) -> None
         r"ARN>' or 'env:<VAR>'",
     ):
         load_settings("local", config_dir=config_dir, environ={})
+
+
+def _silver(**fields: object) -> SilverTableSpec:
+    base: dict[str, object] = {
+        "description": "t", "source": "s", "keys": ["id"], "columns": {"id": "string"},
+    }  # fmt: skip
+    return SilverTableSpec.model_validate({**base, **fields})
+
+
+def test_silver_change_options_are_checked_against_the_kind() -> None:
+    spec = _silver(kind="scd2", sequence_by=["ts", "lsn"], tombstones=True)
+    assert spec.sequence_columns == ["ts", "lsn"]
+    assert _silver(kind="latest", sequence_by="ts", truncates="op = 'T'").sequence_columns == [
+        "ts"
+    ]
+    with pytest.raises(ValidationError, match=r"\['tombstones'\] do not apply to kind 'latest'"):
+        _silver(kind="latest", sequence_by="ts", tombstones=True)
+    with pytest.raises(ValidationError, match=r"\['truncates'\] do not apply to kind 'scd2'"):
+        _silver(kind="scd2", sequence_by="ts", truncates="op = 'T'")
+    with pytest.raises(ValidationError, match="truncates needs sequence_by to be one column"):
+        _silver(kind="latest", sequence_by=["ts", "lsn"], truncates="op = 'T'")
+    with pytest.raises(ValidationError, match="kind 'scd2' needs sequence_by"):
+        _silver(kind="scd2")

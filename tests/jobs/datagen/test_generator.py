@@ -32,7 +32,9 @@ def test_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
     first = _write(tmp_path / "a", PARAMS)
     second = _write(tmp_path / "b", PARAMS)
     assert first == second
-    assert len(first) == 4 * 8  # 7 entity files + 1 manifest per day
+    # 7 entity files + 1 manifest per day, and the products hard-deleted on day 3
+    assert len(first) == 4 * 8 + 1
+    assert "sources/opdb/products/2026-01-03.deletes.jsonl" in first
 
 
 def test_other_seed_writes_other_data(tmp_path: Path) -> None:
