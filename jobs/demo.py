@@ -430,6 +430,39 @@ def _customer_history(spark: Any, paths: LakePaths) -> list[str]:
     return [*lines, ""]
 
 
+def _product_hard_deletes(spark: Any, paths: LakePaths) -> list[str]:
+    """silver.dim_product for the products the source deleted (found by snapshot capture)."""
+    from pyspark.sql import functions as F
+
+    dim_path, bronze_path = (
+        paths.table("silver", "dim_product"),
+        paths.table("bronze", "opdb_products"),
+    )
+    if not (table_exists(spark, dim_path) and table_exists(spark, bronze_path)):
+        return []
+    bronze = read_table(spark, bronze_path)
+    if "change_op" not in bronze.columns:
+        return []
+    deleted = bronze.where(F.col("change_op") == "delete").select("product_id", "snapshot_at")
+    rows = (
+        read_table(spark, dim_path)
+        .join(deleted, "product_id", "left_semi")
+        .orderBy("product_id", "valid_from")
+        .select("product_id", "list_price", "valid_from", "valid_to", "is_current")
+        .collect()
+    )
+    seen = sorted({str(r[1])[:19] for r in deleted.collect()})
+    return [
+        "== silver.dim_product: products deleted in the source (snapshot capture) ==",
+        f"the daily snapshot first missed them at {', '.join(seen) or '-'}: their last "
+        "version closes there",
+        render_table(
+            ["product", "list_price", "valid_from", "valid_to", "current"], [[*r] for r in rows]
+        ),
+        "",
+    ]
+
+
 def _quality_rows(summaries: list[RunSummary]) -> list[list[object]]:
     """Per gate over the demo's days.
 
@@ -547,6 +580,7 @@ def _summary(
             ),
             "",
             *_customer_history(spark, paths),
+            *_product_hard_deletes(spark, paths),
             *_customer_360(spark, paths),
             "== Tables ==",
             render_table(["table", "rows", "location"], table_rows) if table_rows else "(none yet)",

@@ -12,7 +12,7 @@ after it leaves nothing to redo.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from jobs.bronze import fx, jdbc, rest
 from jobs.bronze.connector import Increment, ReadRequest
-from jobs.bronze.snapshot import STATE_BATCH, snapshot_changes, snapshot_state
+from jobs.bronze.snapshot import STATE_BATCH, snapshot_changes, snapshot_state, with_row_hash
 from jobs.bronze.writer import BronzeTarget, write_batch
 from jobs.common import delta_io
 from jobs.common.config import EntitySpec
@@ -142,9 +142,12 @@ def _snapshot_changes(
     spark = job.spark
     location = job.paths.table("_control", f"snapshot_{target.table}")
     keys, cursor = entity.primary_key, entity.cursor
-    taken_at = datetime.now(UTC).replace(tzinfo=None)
+    # The end of the run's logical day (a daily run starts just after it), or now if
+    # earlier: a backfill or a simulated day dates what it sees on its own day.
+    day_end = datetime.combine(job.ctx.logical_date + timedelta(days=1), time())
+    taken_at = min(datetime.now(UTC).replace(tzinfo=None), day_end)
     with job.recorder.step("snapshot"):
-        snapshot = increment.frame.cache()
+        snapshot = increment.frame.transform(with_row_hash(cursor)).cache()
         cached.append(snapshot)
         state = snapshot.transform(snapshot_state(keys, cursor))
         baseline = (

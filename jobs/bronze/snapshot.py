@@ -15,9 +15,12 @@ with the last *committed* batch (found by time travel on the state table). A run
 between the two commits is redone against the same baseline; one killed after the Bronze
 commit finds its own state as the baseline, so nothing is emitted twice.
 
-A delete is dated when it was seen: ``snapshot_at``, or just after the deleted row's
-last cursor value if that is later (clocks of the source and the job may differ), so it
-sorts after every version of the row.
+A delete is dated when it was seen: ``snapshot_at`` (the end of the run's logical day,
+or the read time if earlier: a daily run starts just after its day ends, and a backfill
+or a simulated day dates what it sees on its own day), or just after the deleted row's
+last cursor value if that is later (clocks of the source and the job may differ, and a
+rerun of an old day compares with newer state), so it sorts after every version of the
+row.
 """
 
 from __future__ import annotations
@@ -34,18 +37,26 @@ ROW_HASH, SEEN = "_row_hash", "_cursor"
 STATE_BATCH = "snapshot_batch"  # the state's commit metadata: the Bronze batch it belongs to
 
 
+def with_row_hash(cursor: str | None) -> Callable[[DataFrame], DataFrame]:
+    """The snapshot plus ``_row_hash`` (SHA-256 of the row) and ``_cursor`` (its cursor)."""
+
+    def transform(snapshot: DataFrame) -> DataFrame:
+        columns = sorted(c for c in snapshot.columns if c not in (CHANGE_OP, SNAPSHOT_AT))
+        row = F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])), 256)
+        seen = F.col(f"`{cursor}`") if cursor else F.lit(None)
+        return snapshot.select("*", row.alias(ROW_HASH), seen.cast("timestamp").alias(SEEN))
+
+    return transform
+
+
 def snapshot_state(keys: Sequence[str], cursor: str | None) -> Callable[[DataFrame], DataFrame]:
     """A source snapshot as state rows: keys, ``_row_hash``, ``_cursor`` (the cursor value)."""
 
     def transform(snapshot: DataFrame) -> DataFrame:
-        columns = [c for c in snapshot.columns if c not in (CHANGE_OP, SNAPSHOT_AT)]
-        row = F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in sorted(columns)])), 256)
-        seen = F.col(f"`{cursor}`").cast("timestamp") if cursor else F.lit(None)
-        return snapshot.select(
-            *[F.col(f"`{k}`") for k in keys],
-            row.alias(ROW_HASH),
-            seen.cast("timestamp").alias(SEEN),
+        hashed = (
+            snapshot if ROW_HASH in snapshot.columns else snapshot.transform(with_row_hash(cursor))
         )
+        return hashed.select(*[F.col(f"`{k}`") for k in keys], ROW_HASH, SEEN)
 
     return transform
 
@@ -55,33 +66,38 @@ def snapshot_changes(
 ) -> Callable[[DataFrame], DataFrame]:
     """The change events that turn the ``previous`` state into this snapshot.
 
-    Output: the snapshot's columns plus ``change_op`` and ``snapshot_at``; a delete has
-    the keys, the cursor (its date, see the module) and NULL elsewhere.
+    Input: the snapshot, with or without :func:`with_row_hash`'s columns. Output: the
+    snapshot's columns plus ``change_op`` and ``snapshot_at``; a delete has the keys,
+    the cursor (its date, see the module) and NULL elsewhere. One full outer join of the
+    snapshot with the previous state on the keys finds all three kinds of change.
     """
 
     def transform(snapshot: DataFrame) -> DataFrame:
+        hashed = (
+            snapshot if ROW_HASH in snapshot.columns else snapshot.transform(with_row_hash(cursor))
+        )
+        data = [c for c in hashed.columns if c not in (ROW_HASH, SEEN)]
         at = F.lit(taken_at).cast("timestamp")
-        state = snapshot.transform(snapshot_state(keys, cursor))
-        changed = state.join(
-            previous.select(*keys, ROW_HASH), on=[*keys, ROW_HASH], how="left_anti"
+        was = previous.select(
+            *[F.col(f"`{k}`") for k in keys],
+            F.col(ROW_HASH).alias("_was_hash"),
+            F.col(SEEN).alias("_was_seen"),
         )
-        upserts = snapshot.join(changed.select(*keys), on=list(keys), how="left_semi").select(
-            "*", F.lit(UPSERT).alias(CHANGE_OP), at.alias(SNAPSHOT_AT)
-        )
-        gone = previous.join(state.select(*keys), on=list(keys), how="left_anti")
-        after_last = F.col(SEEN) + F.expr("INTERVAL 1 MICROSECOND")
+        both = hashed.withColumn("_now", F.lit(True)).join(was, on=list(keys), how="full_outer")
+        gone = F.col("_now").isNull()
+        changed = gone | F.col("_was_hash").isNull() | (F.col(ROW_HASH) != F.col("_was_hash"))
+        after_last = F.col("_was_seen") + F.expr("INTERVAL 1 MICROSECOND")
         dated = F.greatest(at, after_last) if cursor else at
-        types = {f.name: f.dataType for f in snapshot.schema.fields}
-        deletes = gone.select(
+        types = {f.name: f.dataType for f in hashed.schema.fields}
+        return both.where(changed).select(
             *[
-                F.col(f"`{c}`")
-                if c in keys
-                else (dated if c == cursor else F.lit(None)).cast(types[c]).alias(c)
-                for c in snapshot.columns
+                F.when(gone, dated.cast(types[c])).otherwise(F.col(f"`{c}`")).alias(c)
+                if c == cursor
+                else F.col(f"`{c}`")
+                for c in data
             ],
-            F.lit(DELETE).alias(CHANGE_OP),
+            F.when(gone, F.lit(DELETE)).otherwise(F.lit(UPSERT)).alias(CHANGE_OP),
             at.alias(SNAPSHOT_AT),
         )
-        return upserts.unionByName(deletes)
 
     return transform
