@@ -37,8 +37,8 @@ def _load(conn, rows: int) -> None:  # type: ignore[no-untyped-def]
     )
     conn.execute(
         "INSERT INTO products SELECT 'P-' || lpad(i::text, 8, '0'), 'product ' || i, "
-        "'cat' || (i %% 20), (i %% 997) + 0.99, 'USD', TIMESTAMP '2026-01-01' + i * INTERVAL '1 ms' "
-        "FROM generate_series(1, %s) AS i",
+        "'cat' || (i %% 20), (i %% 997) + 0.99, 'USD', "
+        "TIMESTAMP '2026-01-01' + i * INTERVAL '1 ms' FROM generate_series(1, %s) AS i",
         (rows,),
     )
     conn.commit()
