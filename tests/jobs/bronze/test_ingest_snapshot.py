@@ -111,8 +111,10 @@ def test_snapshot_ingest_turns_a_hard_delete_into_one_delete_event(
     assert [s.outputs[0].extra["batch_id"] for s in summaries] == [1, 2, 3, 4]
 
 
+# ~140 s of killed and rerun job processes: make test-extended (CI), as the JDBC kill tests
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize("fault", ["after_snapshot_state", "mid_write"])
 def test_killed_snapshot_ingest_rerun_emits_every_change_once(
     spark: SparkSession, opdb: OpdbWorld, fault: str

@@ -237,7 +237,7 @@ def test_apply_changes_delete_wins_over_an_upsert_at_the_same_sequence_in_every_
         ("a", 2, "U", "Ann", "silver", "x"),
         ("a", 2, "D", None, None, None),
     ]
-    for n, batches in enumerate(batchings(events, events[1]) + batchings(events, events[2])[1:]):
+    for n, batches in enumerate(batchings(events, events[2])):  # the delete after, before
         target = str(tmp_path / f"dim{n}")
         for batch in batches:
             apply(spark, target, batch)
