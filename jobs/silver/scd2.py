@@ -55,7 +55,7 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from jobs.common import delta_io
@@ -280,6 +280,16 @@ def classify_events(spec: Spec, logged: DataFrame) -> Callable[[DataFrame], Data
     return transform
 
 
+def _slot(spec: Spec) -> WindowSpec:
+    """The events of one (key, sequence): a key's window, ordered by sequence, peers only.
+
+    The same partitioning and order as the history's per-key windows, so resolving ties
+    adds no shuffle or sort to the history's plan.
+    """
+    by_key = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys]).orderBy(SEQ)
+    return by_key.rangeBetween(Window.currentRow, Window.currentRow)
+
+
 def resolve_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
     """One event per (key, sequence): a delete if there is one, else the only upsert.
 
@@ -287,29 +297,27 @@ def resolve_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
     Input and output: distinct events (keys, ``_seq``, ``_is_delete``, stored columns,
     ``_event_hash``).
     """
-    slot = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys], F.col(SEQ))
+    slot = _slot(spec)
 
     def transform(events: DataFrame) -> DataFrame:
         upserts = F.size(F.collect_set(F.when(~F.col(IS_DELETE), F.col(EVENT_HASH))).over(slot))
-        rank = F.row_number().over(slot.orderBy(F.col(IS_DELETE).desc(), F.col(EVENT_HASH)))
-        return (
-            events.withColumn("_rank", rank)
-            .withColumn("_upserts", upserts)
-            .where((F.col("_rank") == 1) & (F.col(IS_DELETE) | (F.col("_upserts") == 1)))
-            .drop("_rank", "_upserts")
+        first_delete = F.min(F.when(F.col(IS_DELETE), F.col(EVENT_HASH))).over(slot)
+        kept = F.when(first_delete.isNotNull(), F.col(EVENT_HASH) == first_delete).otherwise(
+            upserts == 1
         )
+        return events.withColumn("_kept", kept).where("_kept").drop("_kept")
 
     return transform
 
 
 def find_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
     """The upserts that share their (key, sequence) with another, different upsert."""
-    slot = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys], F.col(SEQ))
+    slot = _slot(spec)
 
     def transform(events: DataFrame) -> DataFrame:
-        upserts = events.where(~F.col(IS_DELETE))
-        variants = F.size(F.collect_set(F.col(EVENT_HASH)).over(slot))
-        return upserts.withColumn("_variants", variants).where("_variants > 1").drop("_variants")
+        upserts = F.size(F.collect_set(F.when(~F.col(IS_DELETE), F.col(EVENT_HASH))).over(slot))
+        tied = ~F.col(IS_DELETE) & (upserts > 1)
+        return events.withColumn("_tied", tied).where("_tied").drop("_tied")
 
     return transform
 
