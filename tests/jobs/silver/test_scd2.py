@@ -490,7 +490,7 @@ def as_rows(events: list[Event]) -> list[Row]:
 @settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@pytest.mark.property  # make test: 4 examples; make test-extended: 60 (HYPOTHESIS_PROFILE)
+@pytest.mark.property  # plain pytest: 4 examples; make test-extended: 60 (HYPOTHESIS_PROFILE)
 @given(
     events=st.lists(event_strategy, min_size=1, max_size=25, unique_by=lambda e: e),
     cuts=st.lists(st.integers(min_value=0, max_value=25), max_size=3),
