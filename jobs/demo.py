@@ -443,15 +443,17 @@ def _product_hard_deletes(spark: Any, paths: LakePaths) -> list[str]:
     bronze = read_table(spark, bronze_path)
     if "change_op" not in bronze.columns:
         return []
-    deleted = bronze.where(F.col("change_op") == "delete").select("product_id", "snapshot_at")
+    deleted = (
+        bronze.where(F.col("change_op") == "delete").select("product_id", "snapshot_at").collect()
+    )
     rows = (
         read_table(spark, dim_path)
-        .join(deleted, "product_id", "left_semi")
+        .where(F.col("product_id").isin([r[0] for r in deleted]))
         .orderBy("product_id", "valid_from")
         .select("product_id", "list_price", "valid_from", "valid_to", "is_current")
         .collect()
     )
-    seen = sorted({str(r[1])[:19] for r in deleted.collect()})
+    seen = sorted({str(r[1])[:19] for r in deleted})
     return [
         "== silver.dim_product: products deleted in the source (snapshot capture) ==",
         f"the daily snapshot first missed them at {', '.join(seen) or '-'}: their last "

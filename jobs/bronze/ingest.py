@@ -149,7 +149,7 @@ def _snapshot_changes(
     with job.recorder.step("snapshot"):
         snapshot = increment.frame.transform(with_row_hash(cursor)).cache()
         cached.append(snapshot)
-        state = snapshot.transform(snapshot_state(keys, cursor))
+        state = snapshot.transform(snapshot_state(keys))
         baseline = (
             delta_io.version_with_metadata(spark, location, STATE_BATCH, batch_id - 1)
             if delta_io.table_exists(spark, location)

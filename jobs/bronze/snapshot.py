@@ -49,13 +49,10 @@ def with_row_hash(cursor: str | None) -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
-def snapshot_state(keys: Sequence[str], cursor: str | None) -> Callable[[DataFrame], DataFrame]:
-    """A source snapshot as state rows: keys, ``_row_hash``, ``_cursor`` (the cursor value)."""
+def snapshot_state(keys: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    """A hashed snapshot (:func:`with_row_hash`) as state rows: keys, ``_row_hash``, ``_cursor``."""
 
-    def transform(snapshot: DataFrame) -> DataFrame:
-        hashed = (
-            snapshot if ROW_HASH in snapshot.columns else snapshot.transform(with_row_hash(cursor))
-        )
+    def transform(hashed: DataFrame) -> DataFrame:
         return hashed.select(*[F.col(f"`{k}`") for k in keys], ROW_HASH, SEEN)
 
     return transform
@@ -66,16 +63,13 @@ def snapshot_changes(
 ) -> Callable[[DataFrame], DataFrame]:
     """The change events that turn the ``previous`` state into this snapshot.
 
-    Input: the snapshot, with or without :func:`with_row_hash`'s columns. Output: the
-    snapshot's columns plus ``change_op`` and ``snapshot_at``; a delete has the keys,
-    the cursor (its date, see the module) and NULL elsewhere. One full outer join of the
-    snapshot with the previous state on the keys finds all three kinds of change.
+    Input: the snapshot hashed by :func:`with_row_hash`. Output: the snapshot's columns
+    plus ``change_op`` and ``snapshot_at``; a delete has the keys, the cursor (its date,
+    see the module) and NULL elsewhere. One full outer join of the snapshot with the
+    previous state on the keys finds all three kinds of change.
     """
 
-    def transform(snapshot: DataFrame) -> DataFrame:
-        hashed = (
-            snapshot if ROW_HASH in snapshot.columns else snapshot.transform(with_row_hash(cursor))
-        )
+    def transform(hashed: DataFrame) -> DataFrame:
         data = [c for c in hashed.columns if c not in (ROW_HASH, SEEN)]
         at = F.lit(taken_at).cast("timestamp")
         was = previous.select(

@@ -258,14 +258,20 @@ def own_commit(
     return mine
 
 
+def _metadata_of(text: str | None) -> dict[str, Any]:
+    """A commit's userMetadata as a JSON object ({} when absent or not an object)."""
+    try:
+        doc = json.loads(text) if text else None
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def _token_of(text: str | None) -> str | None:
     if not text or COMMIT_KEY not in text:
         return None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return None
-    return doc.get(COMMIT_KEY) if isinstance(doc, dict) else None
+    token = _metadata_of(text).get(COMMIT_KEY)
+    return None if token is None else str(token)
 
 
 def _committed(spark: SparkSession, location: str, token: str, after: int = -1) -> CommitInfo:
@@ -290,11 +296,8 @@ def versioned_user_metadata(
     """
     latest = current_version(spark, location)
     for _, text in _commits(spark, location, stop=latest - depth + 1, newest=latest):
-        try:
-            found = json.loads(text) if text else None
-        except ValueError:
-            continue
-        if isinstance(found, dict) and key in found:
+        found = _metadata_of(text)
+        if key in found:
             return latest, found[key]
     return latest, None
 
@@ -306,11 +309,7 @@ def version_with_metadata(spark: SparkSession, location: str, key: str, value: A
     job); None when no commit has it.
     """
     for commit, text in _commits(spark, location, stop=0):
-        try:
-            found = json.loads(text) if text else None
-        except ValueError:
-            continue
-        if isinstance(found, dict) and found.get(key) == value:
+        if _metadata_of(text).get(key) == value:
             return commit.version
     return None
 
@@ -663,6 +662,49 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _without_truncated(
+    spark: SparkSession,
+    location: str,
+    rows: DataFrame,
+    order: Column,
+    kind: str,
+    truncate_when: Column | None,
+) -> tuple[DataFrame, str | None, bool]:
+    """``rows`` less TRUNCATE events and rows not newer than the table's truncation mark.
+
+    Returns the rows, the mark (``lakehouse.truncatedThrough``, raised to this batch's
+    newest TRUNCATE and stored before anything is deleted) and whether the batch held a
+    TRUNCATE.
+    """
+    from pyspark.sql import functions as F
+
+    through = table_property(spark, location, TRUNCATED_THROUGH)
+    truncated = False
+    if truncate_when is not None:
+        flagged = rows.withColumn("_truncate", F.coalesce(truncate_when, F.lit(False)))
+        newest = F.max(order)
+        found = (
+            flagged.where("_truncate")
+            .select(
+                newest.isNotNull(),
+                F.greatest(newest, F.lit(through).cast(kind)).cast("string"),
+            )
+            .first()
+        )
+        rows = flagged.where(~F.col("_truncate")).drop("_truncate")
+        if found is not None and found[0]:
+            truncated = True
+            if found[1] != through:
+                through = found[1]
+                spark.sql(
+                    f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES "
+                    f"('{TRUNCATED_THROUGH}' = {_sql_text(found[1])})"
+                )
+    if through is not None:
+        rows = rows.where(order > F.lit(through).cast(kind))
+    return rows, through, truncated
+
+
 def merge_latest(
     spark: SparkSession,
     rows: DataFrame,
@@ -696,67 +738,39 @@ def merge_latest(
         raise ValueError("truncate_when needs order_by to be one column")
     data = rows.columns
     create_if_absent(spark, location, rows.schema, properties=properties)
+    order = F.col(f"`{columns[0]}`") if len(columns) == 1 else F.struct(*columns)
 
-    def ordered() -> Column:
-        cols = [F.col(f"`{c}`") for c in columns]
-        return cols[0] if len(cols) == 1 else F.struct(*cols)
+    def order_sql(alias: str) -> str:
+        named = [f"{alias}.`{c}`" for c in columns]
+        return named[0] if len(named) == 1 else f"struct({', '.join(named)})"
 
     kind = rows.schema[columns[0]].dataType.simpleString()
-    through = table_property(spark, location, TRUNCATED_THROUGH)
-    truncated = False
-    if truncate_when is not None:
-        flagged = rows.withColumn("_truncate", F.coalesce(truncate_when, F.lit(False)))
-        newest = flagged.where("_truncate").select(F.max(ordered()).cast("string")).first()
-        rows = flagged.where(~F.col("_truncate")).drop("_truncate")
-        if newest is not None and newest[0] is not None:
-            truncated = True
-            if through is None:
-                through = newest[0]
-            else:
-                bound = F.greatest(F.lit(through).cast(kind), F.lit(newest[0]).cast(kind))
-                through = spark.range(1).select(bound.cast("string")).first()[0]  # type: ignore[index]
-            assert through is not None
-            if through != table_property(spark, location, TRUNCATED_THROUGH):
-                spark.sql(
-                    f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES "
-                    f"('{TRUNCATED_THROUGH}' = {_sql_text(through)})"
-                )
-    if through is not None:
-        rows = rows.where(ordered() > F.lit(through).cast(kind))
+    rows, through, truncated = _without_truncated(spark, location, rows, order, kind, truncate_when)
     newest_first = Window.partitionBy(*[F.col(f"`{k}`") for k in keys]).orderBy(
-        ordered().desc_nulls_last(), F.to_json(F.struct(*data)).desc()
+        order.desc_nulls_last(), F.to_json(F.struct(*data)).desc()
     )
     latest = rows.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1")
-    stored = read_table(spark, location).select(*keys, ordered().alias("_stored_order"))
+    stored = read_table(spark, location).select(*keys, order.alias("_stored_order"))
     newer = (
         latest.join(stored, on=list(keys), how="left")
-        .where(F.col("_stored_order").isNull() | (ordered() > F.col("_stored_order")))
+        .where(F.col("_stored_order").isNull() | (order > F.col("_stored_order")))
         .select(*data)
     )
     if not truncated and newer.isEmpty():
         return CommitInfo(current_version(spark, location), "NONE", {})
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    source_order, stored_order = (
-        f"s.`{columns[0]}`"
-        if len(columns) == 1
-        else f"struct({', '.join(f's.`{c}`' for c in columns)})",
-        f"t.`{columns[0]}`"
-        if len(columns) == 1
-        else f"struct({', '.join(f't.`{c}`' for c in columns)})",
-    )
     with commit_metadata(spark, None) as token:
         merge = (
             DeltaTable.forPath(spark, location)
             .alias("t")
             .merge(newer.alias("s"), condition)
             .withSchemaEvolution()
-            .whenMatchedUpdateAll(condition=f"{source_order} > {stored_order}")
+            .whenMatchedUpdateAll(condition=f"{order_sql('s')} > {order_sql('t')}")
             .whenNotMatchedInsertAll()
         )
-        if truncated:
-            assert through is not None
+        if truncated and through is not None:
             merge = merge.whenNotMatchedBySourceDelete(
-                condition=f"t.`{columns[0]}` <= CAST({_sql_text(through)} AS {kind})"
+                condition=f"{order_sql('t')} <= CAST({_sql_text(through)} AS {kind})"
             )
         merge.execute()
     return _committed(spark, location, token)

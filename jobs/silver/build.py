@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.common import delta_io
@@ -140,7 +140,7 @@ def _write(
                 )
         good = gate.passed.drop("_record", REASON)
         with job.recorder.step("write"):
-            written = _write_kind(job, spec, good, target, quarantine)
+            written = _write_kind(job, spec, good, target, quarantine, truncate)
         applied, deduplicated = written.pop("rows_applied"), written.pop("rows_deduplicated")
         written["rows_quarantined"] = rejected + written.get("rows_quarantined", 0)
         written["duplicates_skipped"] = deduplicated  # changed nothing: seen, superseded, older
@@ -184,8 +184,14 @@ def _duplicate_keys(
 
 
 def _write_kind(
-    job: JobEnv, spec: SilverTableSpec, good: DataFrame, target: str, quarantine: str
+    job: JobEnv,
+    spec: SilverTableSpec,
+    good: DataFrame,
+    target: str,
+    quarantine: str,
+    truncate: Column | None,
 ) -> dict[str, Any]:
+    """Write by the table's kind; ``truncate``: the ``latest`` kind's TRUNCATE predicate."""
     spark = job.spark
     if spec.kind == "scd2":
         result = apply_changes(
@@ -222,7 +228,6 @@ def _write_kind(
                 "ties_quarantined": result.ties_quarantined,
             },
         }
-    truncate = F.expr(spec.truncates) if spec.truncates else None
     is_row = ~F.coalesce(truncate, F.lit(False)) if truncate is not None else F.lit(True)
     counts = good.select(
         F.count_if(is_row).alias("rows"),

@@ -118,7 +118,7 @@ def conform(
     columns: Mapping[str, str],
     required: Sequence[str],
     keep: Sequence[str] = (),
-    optional_when: Mapping[str, Column | None] | None = None,
+    optional_when: Mapping[str, Column] | None = None,
 ) -> Callable[[DataFrame], DataFrame]:
     """The declared ``columns`` conformed, plus ``keep`` as is, ``_record`` and ``_reason``.
 
@@ -128,7 +128,13 @@ def conform(
     ``optional_when``: a required column may be NULL in rows where its predicate (on
     the conformed columns) holds, e.g. the key of a TRUNCATE event.
     """
-    exempt = {k: v for k, v in (optional_when or {}).items() if v is not None}
+    exempt = optional_when or {}
+
+    def missing(name: str) -> Column:
+        absent = F.col(f"`{name}`").isNull()
+        if name in exempt:
+            absent = absent & ~F.coalesce(exempt[name], F.lit(False))
+        return F.when(absent, F.lit(f"{name} is required"))
 
     def transform(frame: DataFrame) -> DataFrame:
         present = set(frame.columns)
@@ -149,17 +155,8 @@ def conform(
             F.array_compact(F.array(*problems)).alias("_problems"),
         )
         # required: checked on the conformed value (a blank string counts as missing)
-        missing = [
-            F.when(
-                F.col(f"`{n}`").isNull() & ~F.coalesce(exempt[n], F.lit(False))
-                if n in exempt
-                else F.col(f"`{n}`").isNull(),
-                F.lit(f"{n} is required"),
-            )
-            for n in required
-        ]
         all_problems = F.array_distinct(
-            F.array_compact(F.concat(F.col("_problems"), F.array(*missing)))
+            F.array_compact(F.concat(F.col("_problems"), F.array(*[missing(n) for n in required])))
         )
         return conformed.select(
             *[F.col(f"`{c}`") for c in [*columns, *keep]],

@@ -281,13 +281,19 @@ def classify_events(spec: Spec, logged: DataFrame) -> Callable[[DataFrame], Data
 
 
 def _slot(spec: Spec) -> WindowSpec:
-    """The events of one (key, sequence): a key's window, ordered by sequence, peers only.
+    """The events of one (key, sequence): a key's window ordered by sequence, peers only.
 
     The same partitioning and order as the history's per-key windows, so resolving ties
     adds no shuffle or sort to the history's plan.
     """
     by_key = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys]).orderBy(SEQ)
     return by_key.rangeBetween(Window.currentRow, Window.currentRow)
+
+
+def _upserts_at_slot(spec: Spec) -> Column:
+    """How many different upserts the event's (key, sequence) holds."""
+    upsert = F.when(~F.col(IS_DELETE), F.col(EVENT_HASH))
+    return F.size(F.collect_set(upsert).over(_slot(spec)))
 
 
 def resolve_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
@@ -297,13 +303,11 @@ def resolve_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
     Input and output: distinct events (keys, ``_seq``, ``_is_delete``, stored columns,
     ``_event_hash``).
     """
-    slot = _slot(spec)
 
     def transform(events: DataFrame) -> DataFrame:
-        upserts = F.size(F.collect_set(F.when(~F.col(IS_DELETE), F.col(EVENT_HASH))).over(slot))
-        first_delete = F.min(F.when(F.col(IS_DELETE), F.col(EVENT_HASH))).over(slot)
+        first_delete = F.min(F.when(F.col(IS_DELETE), F.col(EVENT_HASH))).over(_slot(spec))
         kept = F.when(first_delete.isNotNull(), F.col(EVENT_HASH) == first_delete).otherwise(
-            upserts == 1
+            _upserts_at_slot(spec) == 1
         )
         return events.withColumn("_kept", kept).where("_kept").drop("_kept")
 
@@ -312,11 +316,9 @@ def resolve_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
 
 def find_ties(spec: Spec) -> Callable[[DataFrame], DataFrame]:
     """The upserts that share their (key, sequence) with another, different upsert."""
-    slot = _slot(spec)
 
     def transform(events: DataFrame) -> DataFrame:
-        upserts = F.size(F.collect_set(F.when(~F.col(IS_DELETE), F.col(EVENT_HASH))).over(slot))
-        tied = ~F.col(IS_DELETE) & (upserts > 1)
+        tied = ~F.col(IS_DELETE) & (_upserts_at_slot(spec) > 1)
         return events.withColumn("_tied", tied).where("_tied").drop("_tied")
 
     return transform

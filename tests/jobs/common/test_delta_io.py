@@ -302,30 +302,26 @@ def test_merge_latest_truncate_deletes_what_is_not_newer_in_either_arrival_order
     expected = spark.createDataFrame(
         [("c", 5, "U", "c5"), ("d", 4, "U", "d4"), ("f", 6, "U", "f6")], schema
     )
+
+    def apply(batch: list[tuple[object, ...]], location: str) -> CommitInfo:
+        return merge_latest(
+            spark,
+            spark.createDataFrame(batch, schema),
+            location,
+            keys=["id"],
+            order_by="seq",
+            truncate_when=F.col("op") == "T",
+        )
+
     for n, batches in enumerate([[rows, truncate, later], [truncate, later, rows]]):
         location = lake.table("silver", f"latest{n}")
         for batch in batches:
-            merge_latest(
-                spark,
-                spark.createDataFrame(batch, schema),
-                location,
-                keys=["id"],
-                order_by="seq",
-                truncate_when=F.col("op") == "T",
-            )
+            apply(batch, location)
         assert_df_equality(
             read_table(spark, location), expected, ignore_row_order=True, ignore_nullable=True
         )
         assert table_property(spark, location, TRUNCATED_THROUGH) == "3"
-    # the TRUNCATE replayed (a rerun after a crash) changes nothing more
-    again = merge_latest(
-        spark,
-        spark.createDataFrame(truncate, schema),
-        location,
-        keys=["id"],
-        order_by="seq",
-        truncate_when=F.col("op") == "T",
-    )
+    again = apply(truncate, location)  # the TRUNCATE replayed (a rerun after a crash)
     assert again.metric("numTargetRowsDeleted") == 0
     assert_df_equality(
         read_table(spark, location), expected, ignore_row_order=True, ignore_nullable=True

@@ -383,8 +383,18 @@ def test_apply_changes_stores_a_configured_end_for_open_rows(
         ],
     )
     assert (late.events_new, late.rows_quarantined) == (1, 1)
-    assert read_table(spark, f"{target}__quarantine").select("_reason").collect()[0][0] == (
-        "sequence is not before current_valid_to"
+    assert_df_equality(
+        read_table(spark, f"{target}__quarantine").select("_record", "_reason"),
+        spark.createDataFrame(
+            [
+                (
+                    '{"id":"a","seq":9999,"op":"U","name":"Ann","tier":"wood","note":"x"}',
+                    "sequence is not before current_valid_to",
+                )
+            ],
+            "_record STRING, _reason STRING",
+        ),
+        ignore_nullable=True,
     )
     with pytest.raises(ApplyChangesError, match="current_valid_to needs sequence_by to be one"):
         apply(spark, target, [], sequence_by=["seq", "name"], **end)
