@@ -18,9 +18,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from jobs.common import delta_io
+from jobs.common.tables import declared_tables
 
 if TYPE_CHECKING:
-    from jobs.registry import JobEnv
+    from jobs.common.job import JobEnv
 
 log = logging.getLogger(__name__)
 SAFE_RETENTION_HOURS = 168
@@ -28,24 +29,8 @@ SAFE_RETENTION_HOURS = 168
 
 def maintained_tables(job: JobEnv) -> list[tuple[str, str]]:
     """(``<layer>.<table>``, location) of every declared table that exists."""
-    from jobs.bronze.connector import bronze_table_name
-
-    names = [
-        f"bronze.{bronze_table_name(source, entity)}"
-        for source, spec in job.settings.sources.items()
-        for entity in spec.entities
-    ]
-    for table, spec in job.settings.silver.items():
-        names.append(f"silver.{table}")
-        if spec.kind == "scd2":
-            names.append(f"silver.{table}__scd2_events")
-    names.append("gold.customer_360")
-    for name in list(names):
-        layer, table = name.split(".", 1)
-        if not table.endswith("__scd2_events"):
-            names.append(f"_quarantine.{layer}_{table}")
     found = []
-    for name in names:
+    for name in declared_tables(job.settings):
         layer, table = name.split(".", 1)
         location = job.paths.table(layer, table)
         if delta_io.table_exists(job.spark, location):

@@ -12,31 +12,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobs.common.config import Settings
 from jobs.common.errors import ConfigError, UnknownJobError
 from jobs.common.expectations import read_suite
+from jobs.common.job import JobEnv
 from jobs.common.lineage import ColumnSource
-from jobs.common.paths import LakePaths
-from jobs.common.run_context import RunContext, RunRecorder
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+from jobs.common.tables import bronze_table_name
 
 BATCH_SOURCE_TYPES = ("jdbc", "rest", "fx")
 STREAM_SOURCE_TYPES = ("files", "kafka")
-
-
-@dataclass(frozen=True)
-class JobEnv:
-    """What a job body receives: the session, resolved settings, paths and its run."""
-
-    spark: SparkSession
-    settings: Settings
-    paths: LakePaths
-    ctx: RunContext
-    recorder: RunRecorder
 
 
 @dataclass(frozen=True)
@@ -68,7 +54,6 @@ def _deferred(target: str) -> Callable[..., None]:
 
 def build_registry(settings: Settings) -> dict[str, JobSpec]:
     """Every job for ``settings``, in daily run order."""
-    from jobs.bronze.connector import bronze_table_name
     from jobs.gold.contract import COLUMN_LINEAGE, INPUTS
 
     ingest = _deferred("jobs.bronze.ingest:ingest")

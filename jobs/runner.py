@@ -8,12 +8,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from jobs.common.config import Settings
+from jobs.common.job import JobEnv
 from jobs.common.lineage import RunLineage
 from jobs.common.metrics import publish_run_metrics
 from jobs.common.paths import LakePaths
-from jobs.common.run_context import RunContext, RunSummary, job_run
+from jobs.common.quality import gate_reports
+from jobs.common.run_context import RunContext, RunRecorder, RunSummary, job_run
 from jobs.common.spark import build_spark_session, runtime_versions
-from jobs.registry import JobEnv, get_job
+from jobs.registry import get_job
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,9 +41,9 @@ def execute(
         settings, paths, app_name=f"lakehouse:{ctx.job}", overrides=lineage.spark_listener_conf()
     )
 
-    def end(summary: RunSummary, error: BaseException | None) -> None:
-        start = time.perf_counter()
-        lineage.finish(summary, session, error, spec.column_lineage)
+    def end(recorder: RunRecorder, error: BaseException | None) -> None:
+        summary, start = recorder.summary, time.perf_counter()
+        lineage.finish(summary, session, error, spec.column_lineage, gate_reports(recorder))
         summary.lineage = asdict(lineage.stats)
         summary.steps["lineage"] = round(time.perf_counter() - start, 3)
         summary.metrics = publish_run_metrics(

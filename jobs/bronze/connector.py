@@ -51,8 +51,3 @@ class Increment:
     rejects: DataFrame | None = None
     existing_filter: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def bronze_table_name(source: str, entity: str) -> str:
-    """``<source>_<entity>``, registered as ``bronze.<source>_<entity>``."""
-    return f"{source}_{entity}"

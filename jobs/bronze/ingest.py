@@ -33,7 +33,7 @@ from jobs.common.run_context import DatasetStats
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from jobs.registry import JobEnv
+    from jobs.common.job import JobEnv
 
 CONNECTORS: dict[str, Callable[[ReadRequest], Increment]] = {
     "jdbc": jdbc.read,

@@ -35,7 +35,7 @@ from jobs.common.run_context import DatasetStats
 from jobs.common.spark import jvm_log_level
 
 if TYPE_CHECKING:
-    from jobs.registry import JobEnv
+    from jobs.common.job import JobEnv
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from jobs.common.paths import LakePaths
 from jobs.common.progress import Progress
 from jobs.common.quality import FAILED_RULES, GateResult, failure_reason
 from jobs.common.schema_drift import plan_schema_change
+from jobs.common.tables import bronze_table_name, quarantine_table_name
 
 # Change Data Feed: Silver reads only the rows each Bronze commit added.
 BRONZE_PROPERTIES = {"delta.appendOnly": "true", "delta.enableChangeDataFeed": "true"}
@@ -64,13 +65,13 @@ class BronzeTarget:
     @staticmethod
     def of(paths: LakePaths, source: str, entity: str, keys: list[str]) -> BronzeTarget:
         """The target for ``source``.``entity``."""
-        table = f"{source}_{entity}"
+        table = bronze_table_name(source, entity)
         return BronzeTarget(
             table,
             f"{source}.{entity}",
             keys,
             paths.table("bronze", table),
-            paths.table("_quarantine", f"bronze_{table}"),
+            paths.table("_quarantine", quarantine_table_name("bronze", table)),
         )
 
 

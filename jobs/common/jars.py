@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.common.config import PROJECT_ROOT, Settings, load_settings
 from jobs.common.errors import MissingJarError
 
 _NS = {"m": "http://maven.apache.org/POM/4.0.0"}
@@ -106,6 +107,22 @@ def s3_jars(project_root: Path, environ: dict[str, str] | None = None) -> list[P
     return [*jars, log_store]
 
 
+def session_jars(settings: Settings) -> list[Path]:
+    """Local jars of a session: the ``jvm/pom.xml`` cache, plus the lineage listener's.
+
+    Raises:
+        MissingJarError: a required jar is not in its cache (names the fetch command).
+
+    """
+    jars = local_jars(PROJECT_ROOT / settings.jvm.pom, PROJECT_ROOT / settings.jvm.jars_dir)
+    listener = settings.lineage.spark_listener
+    if settings.lineage.spark_listener_on:
+        jars += local_jars(
+            PROJECT_ROOT / listener.pom, PROJECT_ROOT / listener.jars_dir, "make openlineage-spark"
+        )
+    return jars
+
+
 def spark_submit_args(jars: list[Path]) -> list[str]:
     """``spark-submit`` flags that put ``jars`` on driver and executors."""
     return [
@@ -118,9 +135,6 @@ def spark_submit_args(jars: list[Path]) -> list[str]:
 
 if __name__ == "__main__":
     import sys
-
-    from jobs.common.config import load_settings
-    from jobs.common.spark import session_jars
 
     try:
         args = spark_submit_args(session_jars(load_settings("local")))

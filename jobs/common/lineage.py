@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from jobs.common.config import Settings
     from jobs.common.paths import LakePaths
+    from jobs.common.quality import GateReport
     from jobs.common.run_context import DatasetStats, RunContext, RunSummary
 
 log = logging.getLogger(__name__)
@@ -293,11 +294,13 @@ class RunLineage:
         spark: SparkSession | None,
         error: BaseException | None = None,
         column_lineage: Mapping[str, Sequence[ColumnSource]] | None = None,
+        reports: Sequence[GateReport] = (),
     ) -> None:
-        """Emit COMPLETE, FAIL (an error) or ABORT (interrupted)."""
-        from jobs.common import quality
+        """Emit COMPLETE, FAIL (an error) or ABORT (interrupted).
 
-        reports = quality.reports_for(self.ctx.run_id)
+        ``reports`` are the run's quality gates: their expectations become the outputs'
+        data quality assertions.
+        """
         outputs = [self._output(spark, o, reports, column_lineage) for o in summary.outputs]
         named = {o.name for o in summary.outputs}
         for report in reports:  # gated tables a failed run did not get to write

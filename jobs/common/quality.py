@@ -44,7 +44,8 @@ from jobs.common.expectations import (
 )
 
 if TYPE_CHECKING:
-    from jobs.registry import JobEnv
+    from jobs.common.job import JobEnv
+    from jobs.common.run_context import RunRecorder
 
 # GX sends usage statistics by default; jobs run without internet access.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -337,7 +338,7 @@ def run_gate(job: JobEnv, layer: str, table: str, staged: DataFrame) -> GateResu
         raise
     finally:
         if report is not None and report.status == "no-suite":
-            _remember(job.ctx.run_id, report)  # for reconcile(); nothing to show yet
+            _remember(job.recorder, report)  # for reconcile(); nothing to show yet
         elif report is not None:
             _record(job, report)
 
@@ -352,7 +353,7 @@ def reconcile(job: JobEnv, layer: str, table: str, accounting: Reconciliation) -
         ReconciliationError: in strict mode, when the identity does not hold.
     """
     name = f"{layer}.{table}"
-    report = next((r for r in reports_for(job.ctx.run_id) if r.name == name), None)
+    report = next((r for r in gate_reports(job.recorder) if r.name == name), None)
     if report is None:  # run_gate was not called (nothing staged)
         report = GateReport(layer, table, job.ctx.run_id, job.settings.quality.mode, None)
         report.status = "no-suite"
@@ -377,21 +378,21 @@ def reconcile(job: JobEnv, layer: str, table: str, accounting: Reconciliation) -
         log.warning("reconciliation (warn-only mode): %s", problem)
 
 
-def reports_for(run_id: str) -> list[GateReport]:
-    """The gate reports of a run in this process (for its lineage events)."""
-    return list(_REPORTS.get(run_id, []))
+def gate_reports(recorder: RunRecorder) -> list[GateReport]:
+    """The gate reports a run has made so far (for its HTML page and lineage events)."""
+    return [r for r in recorder.gate_reports.values() if isinstance(r, GateReport)]
 
 
-def _remember(run_id: str, report: GateReport) -> None:
+def _remember(recorder: RunRecorder, report: GateReport) -> None:
     """Keep ``report`` as the run's latest for its table (replacing an earlier one)."""
-    reports = _REPORTS.get(run_id, [])
-    _REPORTS[run_id] = [*[r for r in reports if r.name != report.name], report]
+    recorder.gate_reports.pop(report.name, None)
+    recorder.gate_reports[report.name] = report
 
 
 def _record(job: JobEnv, report: GateReport) -> None:
-    _remember(job.ctx.run_id, report)
+    _remember(job.recorder, report)
     job.recorder.quality(
-        report.name, report.to_json(), report.summary(), render_html(_REPORTS[job.ctx.run_id])
+        report.name, report.to_json(), report.summary(), render_html(gate_reports(job.recorder))
     )
 
 
@@ -405,9 +406,6 @@ def _known_values(job: JobEnv, layer: str, table: str, column: str) -> DataFrame
     if not delta_io.table_exists(job.spark, location):
         return None
     return delta_io.read_table(job.spark, location).select(F.col(f"`{column}`"))
-
-
-_REPORTS: dict[str, list[GateReport]] = {}  # per run id, for the run's HTML page
 
 
 @cache

@@ -144,6 +144,9 @@ class RunRecorder:
             started_at=utc_now().isoformat(),
             versions={"project": project_version(), "python": platform.python_version()},
         )
+        # the quality gates' reports by table, latest last (jobs.common.quality keeps them
+        # here, so a run's reports end with the run, even in a long-lived process)
+        self.gate_reports: dict[str, object] = {}
 
     @property
     def run_dir(self) -> str:
@@ -201,13 +204,13 @@ def read_run_summaries(paths: LakePaths, prefix: str = "") -> dict[str, dict[str
 def job_run(
     ctx: RunContext,
     paths: LakePaths,
-    on_end: Callable[[RunSummary, BaseException | None], None] | None = None,
+    on_end: Callable[[RunRecorder, BaseException | None], None] | None = None,
 ) -> Iterator[RunRecorder]:
     """Run a job body with logging context and a summary written on every exit path.
 
     The summary is written with status ``SUCCEEDED`` or ``FAILED`` (with the error's
     type and message); the exception is re-raised so the exit code tells the caller.
-    ``on_end`` (the run's lineage) sees the finished summary and the error, if any,
+    ``on_end`` (the run's lineage) sees the finished recorder and the error, if any,
     before the summary is written; it must not raise.
     """
     recorder = RunRecorder(ctx, paths)
@@ -233,5 +236,5 @@ def job_run(
             recorder.summary.ended_at = utc_now().isoformat()
             recorder.summary.duration_s = round(time.perf_counter() - start, 3)
             if on_end is not None:
-                on_end(recorder.summary, error)
+                on_end(recorder, error)
             write_text(recorder.summary_uri, recorder.summary.to_json())

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.config import PROJECT_ROOT, Settings
-from jobs.common.jars import local_jars, required_artifacts
+from jobs.common.jars import required_artifacts, session_jars
 from jobs.common.paths import LakePaths
 
 if TYPE_CHECKING:
@@ -50,22 +50,6 @@ APPENDED_SETTINGS = {
     "spark.driver.extraJavaOptions": " ",
     "spark.executor.extraJavaOptions": " ",
 }
-
-
-def session_jars(settings: Settings) -> list[Path]:
-    """Local jars of a session: the ``jvm/pom.xml`` cache, plus the lineage listener's.
-
-    Raises:
-        MissingJarError: a required jar is not in its cache (names the fetch command).
-
-    """
-    jars = local_jars(PROJECT_ROOT / settings.jvm.pom, PROJECT_ROOT / settings.jvm.jars_dir)
-    listener = settings.lineage.spark_listener
-    if settings.lineage.spark_listener_on:
-        jars += local_jars(
-            PROJECT_ROOT / listener.pom, PROJECT_ROOT / listener.jars_dir, "make openlineage-spark"
-        )
-    return jars
 
 
 def listener_jar_uri(settings: Settings) -> str:

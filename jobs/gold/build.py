@@ -40,6 +40,7 @@ from jobs.common.locks import table_lock
 from jobs.common.quality import GateResult, failure_reason, run_gate
 from jobs.common.run_context import DatasetStats
 from jobs.common.spark import jvm_log_level
+from jobs.common.tables import quarantine_table_name
 from jobs.gold.contract import INPUTS, TABLE
 from jobs.gold.customer_360 import (
     BASE_COLUMNS,
@@ -56,7 +57,7 @@ from jobs.gold.customer_360 import (
 
 if TYPE_CHECKING:
     from jobs.common.config import Customer360Settings
-    from jobs.registry import JobEnv
+    from jobs.common.job import JobEnv
 
 STATE_KEY = "gold_customer_360"
 # columns that decide whether a stored row changed (not the run's bookkeeping)
@@ -419,7 +420,7 @@ def _hold_back(job: JobEnv, gate: GateResult, columns: list[str]) -> DataFrame |
             F.lit(job.ctx.run_id).alias("_run_id"),
             F.current_timestamp().alias("_quarantined_at"),
         ),
-        job.paths.table("_quarantine", f"gold_{TABLE}"),
+        job.paths.table("_quarantine", quarantine_table_name("gold", TABLE)),
         match=["_record", "_reason"],
     )
     return gate.quarantined.select("customer_id")

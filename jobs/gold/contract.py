@@ -7,8 +7,9 @@ reads these; the job's code (``build.py``, ``customer_360.py``) uses the same na
 from __future__ import annotations
 
 from jobs.common.lineage import ColumnSource
+from jobs.common.tables import CUSTOMER_360
 
-TABLE = "customer_360"
+TABLE = CUSTOMER_360
 # the Silver tables the job reads, by the name its code gives each
 INPUTS = {
     "customers": "dim_customer",

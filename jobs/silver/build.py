@@ -22,11 +22,12 @@ from jobs.common.config import SilverTableSpec
 from jobs.common.locks import table_lock
 from jobs.common.quality import Reconciliation, failure_reason, reconcile, run_gate
 from jobs.common.run_context import DatasetStats
+from jobs.common.tables import quarantine_table_name
 from jobs.silver.conform import REASON, conform
 from jobs.silver.scd2 import IS_CURRENT, apply_changes
 
 if TYPE_CHECKING:
-    from jobs.registry import JobEnv
+    from jobs.common.job import JobEnv
 
 SILVER_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
 QUARANTINE_COLUMNS = ("_record", REASON, "_run_id", "_quarantined_at")
@@ -88,7 +89,7 @@ def _write(
     """Conform, gate, quarantine and write one batch of Bronze rows; reconcile the counts."""
     spark, run_id, paths = job.spark, job.ctx.run_id, job.paths
     target = paths.table("silver", table)
-    quarantine = paths.table("_quarantine", f"silver_{table}")
+    quarantine = paths.table("_quarantine", quarantine_table_name("silver", table))
     keep = [c for c in spec.sequence_columns if c not in spec.columns]
     required = [*spec.keys, *spec.sequence_columns]
     truncate = F.expr(spec.truncates) if spec.truncates else None

@@ -62,6 +62,7 @@ from jobs.common import delta_io
 from jobs.common.errors import LakehouseError
 from jobs.common.faults import crash_inside, crash_point, rendezvous
 from jobs.common.spark import estimated_bytes, planned_for_small_data
+from jobs.common.tables import event_log_name
 
 log = logging.getLogger(__name__)
 
@@ -636,7 +637,7 @@ class Scd2Tables:
     @property
     def events(self) -> str:
         """The event log."""
-        return f"{self.target}__scd2_events"
+        return event_log_name(self.target)
 
 
 EVENT_LOG_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.appendOnly": "true"}

@@ -18,7 +18,7 @@ from jobs.common.spark import runtime_versions
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from jobs.registry import JobEnv
+    from jobs.common.job import JobEnv
 
 TABLE = "runtime_check"
 

@@ -12,9 +12,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from jobs.common.config import load_settings
-from jobs.common.jars import spark_submit_args
+from jobs.common.jars import session_jars, spark_submit_args
 from jobs.common.paths import LakePaths
-from jobs.common.spark import session_jars
 from jobs.main import main
 from tests.conftest import PROJECT_ROOT
 from tests.support.openlineage_schema import validation_errors
