@@ -16,14 +16,16 @@ live (the daily DAG's, say).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from aws.pipeline import daily_plan, run_summaries
 from jobs.common.config import Settings
 from jobs.common.errors import ConfigError
 from jobs.common.paths import LakePaths
+from jobs.console import JobResult, PipelineProgress
 
 RunOne = Callable[[str, dt.date, int], str]  # (job, date, attempt) -> final status
 
@@ -77,36 +79,41 @@ def run_backfill(
     parallel: int = 1,
     echo: Callable[[str], None] = print,
     before_day: Callable[[dt.date], None] | None = None,
+    progress: PipelineProgress | None = None,
 ) -> BackfillResult:
     """Run ``jobs`` (default: the daily pipeline) for every date in ``start..end``.
 
     ``before_day`` runs ahead of a date that has jobs left to run (local mode: the
-    day happens in the generated sources).
+    day happens in the generated sources). With ``progress``, each job shows as it
+    starts and ends (rows from its run summary) instead of one ``echo`` line per job.
     """
     if end < start:
         raise ConfigError(f"backfill range is empty: {start} is after {end}")
     if parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, found {parallel}")
     result = BackfillResult()
+    planned = waves(settings, jobs)
     day = start
     while day <= end:
         prepared = False
-        for wave in waves(settings, jobs):
+        if progress:
+            progress.day(day, sum(len(wave) for wave in planned))
+        for wave in planned:
             todo: list[tuple[str, int]] = []
             for job in wave:
                 tried = run_summaries(paths, job, day)
                 if any(summary.get("status") == "SUCCEEDED" for summary in tried.values()):
                     result.skipped.append(f"{job}@{day}")
+                    if progress:
+                        progress.finished(JobResult(job, day, "SUCCEEDED", 0.0, note=DONE))
                 else:
                     todo.append((job, max(tried, default=0) + 1))
             if todo and before_day and not prepared:
                 before_day(day)
                 prepared = True
-            with ThreadPoolExecutor(max_workers=parallel) as pool:
-                runs = [pool.submit(run_one, job, day, attempt) for job, attempt in todo]
-                statuses = [r.result() for r in runs]
-            for (job, attempt), status in zip(todo, statuses, strict=True):
-                echo(f"  {day} {job} (attempt {attempt}): {status}")
+            for job, attempt, status in _run_wave(run_one, day, todo, parallel, paths, progress):
+                if not progress:
+                    echo(f"  {day} {job} (attempt {attempt}): {status}")
                 (result.ran if status in ("SUCCEEDED", "SUCCESS") else result.failed).append(
                     f"{job}@{day}"
                 )
@@ -114,3 +121,36 @@ def run_backfill(
                 return result
         day += dt.timedelta(days=1)
     return result
+
+
+DONE = "skipped: already succeeded"
+
+
+def _run_wave(
+    run_one: RunOne,
+    day: dt.date,
+    todo: list[tuple[str, int]],
+    parallel: int,
+    paths: LakePaths,
+    progress: PipelineProgress | None,
+) -> Iterator[tuple[str, int, str]]:
+    """Run one wave's jobs, ``parallel`` at a time; (job, attempt, status) as each ends."""
+
+    def timed(job: str, attempt: int) -> tuple[str, float]:
+        if progress:
+            progress.started(job, day)
+        begun = time.perf_counter()
+        return run_one(job, day, attempt), time.perf_counter() - begun
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        runs = {pool.submit(timed, job, attempt): (job, attempt) for job, attempt in todo}
+        for run in as_completed(runs):
+            (job, attempt), (status, seconds) = runs[run], run.result()
+            if progress:
+                summary = run_summaries(paths, job, day).get(attempt)
+                progress.finished(
+                    JobResult.of_summary(summary, seconds)
+                    if summary
+                    else JobResult(job, day, status, seconds)
+                )
+            yield job, attempt, status

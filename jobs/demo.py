@@ -29,6 +29,7 @@ from jobs.common.paths import LAYERS, LakePaths, resolve_lake_paths
 from jobs.common.run_context import RunContext, RunSummary
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.common.storage import list_folders
+from jobs.console import JobResult, PipelineProgress
 from jobs.datagen.generator import GeneratorParams
 from jobs.datagen.simulator import SourceSimulator, drop_file, local_sources
 from jobs.datagen.writer import DayManifest, write_dataset
@@ -174,10 +175,11 @@ def _run_days(
     versions = runtime_versions(spark)
     echo(f"runtime: Spark {versions['spark']}, Delta {versions['delta']} ({settings.spark.master})")
     summaries: list[RunSummary] = []
+    total = params.days * len(daily_jobs(settings))
     try:
-        for day, runs in run_days(settings, paths, params, simulator, spark):
-            summaries += runs
-            echo(f"  {day}: " + ", ".join(f"{s.job} {s.status.lower()}" for s in runs))
+        with PipelineProgress(params.days, total) as progress:
+            for _, runs in run_days(settings, paths, params, simulator, spark, progress=progress):
+                summaries += runs
     except DayFailedError as exc:
         echo(f"  {exc.day} {exc.ctx.job}: FAILED: {exc.__cause__}")
         echo(f"  see {paths.run_dir(exc.ctx.run_id)}/summary.json")
@@ -208,12 +210,14 @@ def run_days(
     spark: Any,
     skip: Collection[str] = (),
     last_day_skip: Collection[str] = (),
+    progress: PipelineProgress | None = None,
 ) -> Iterator[tuple[date, list[RunSummary]]]:
     """Each generated day: the sources receive it, then every daily job runs once.
 
     Yields each day's run summaries, in run order. Jobs named in ``skip`` do not run
     (a test seeds only the tables it needs), those in ``last_day_skip`` not on the last
-    day (a test runs them elsewhere: on the emulated EMR Serverless).
+    day (a test runs them elsewhere: on the emulated EMR Serverless). ``progress``
+    shows each job as it starts and ends.
 
     Raises:
         DayFailedError: a job failed (caused by its error); later jobs and days do not run.
@@ -224,14 +228,23 @@ def run_days(
         simulator.run_day(day)
         runs = []
         last = offset == params.days - 1
-        for spec in daily:
-            if last and spec.name in last_day_skip:
-                continue
+        today = [s for s in daily if not (last and s.name in last_day_skip)]
+        if progress:
+            progress.day(day, len(today))
+        for spec in today:
             ctx = RunContext(job=spec.name, env=settings.env, logical_date=day)
+            if progress:
+                progress.started(spec.name, day)
+            begun = time.perf_counter()
             try:
                 runs.append(execute(ctx, settings, paths, spark))
             except Exception as exc:
+                if progress:
+                    took = time.perf_counter() - begun
+                    progress.finished(JobResult(spec.name, day, "FAILED", took, note=str(exc)))
                 raise DayFailedError(day, ctx) from exc
+            if progress:
+                progress.finished(JobResult.of_run(runs[-1]))
         yield day, runs
 
 

@@ -302,7 +302,8 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _backfill(settings: Settings, paths: LakePaths, args: argparse.Namespace) -> int:
-    from aws.backfill import run_backfill
+    from aws.backfill import run_backfill, waves
+    from jobs.console import PipelineProgress
 
     jobs = [j.strip() for j in args.jobs.split(",")] if args.jobs else None
     if settings.runtime == "local":
@@ -335,11 +336,14 @@ def _backfill(settings: Settings, paths: LakePaths, args: argparse.Namespace) ->
             sources_up(paths, day, base_url)
 
     print(f"backfill {args.start} .. {args.end} ({settings.env}), {args.parallel} at a time")
+    days = (args.end - args.start).days + 1
+    per_day = sum(len(wave) for wave in waves(settings, jobs))
     try:
-        result = run_backfill(
-            settings, paths, args.start, args.end, run_one, jobs=jobs,
-            parallel=args.parallel, before_day=before_day,
-        )  # fmt: skip
+        with PipelineProgress(max(days, 0), max(days, 0) * per_day) as progress:
+            result = run_backfill(
+                settings, paths, args.start, args.end, run_one, jobs=jobs,
+                parallel=args.parallel, before_day=before_day, progress=progress,
+            )  # fmt: skip
     finally:
         if settings.runtime == "local":
             sources_down(paths)
