@@ -32,7 +32,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # from bytecode). Lazily, so only what is imported is compiled (ADR 0010).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help bootstrap checkov jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark s3-jars test-property test-extended test-emr mwaa-airflow mwaa-lock
+.PHONY: help bootstrap checkov chromium jars demo test lint typecheck pytest bench spark-submit clean postgres-bin kafka-broker openlineage-spark s3-jars test-property test-extended test-emr mwaa-airflow mwaa-lock
 
 help:
 	@echo "make demo   run the whole pipeline locally on generated data"
@@ -145,6 +145,15 @@ postgres-bin:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "PostgreSQL server binaries are needed for the JDBC tests: apt-get install postgresql" >&2; exit 1; fi
 
+# The report's browser test opens the page in headless Chromium (Debian package; driven
+# by Playwright, no browser download). After postgres-bin: one apt-get at a time.
+chromium: postgres-bin
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Chromium for the report's browser test (apt-get install chromium)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "Chromium is needed for the report's browser test: apt-get install chromium" >&2; exit 1; fi
+
 # Two workers; long tests are scheduled first (tests/conftest.py). Tests marked
 # `extended` (further crash points of a kill test whose main case runs here, the lake on
 # S3, the emulated EMR runs, MWAA's Airflow) and the SCD2 property test are left to
@@ -155,7 +164,7 @@ postgres-bin:
 # workers rather than in one of their slots; its output follows theirs.
 TF_TEST_LOG := $(TOOLS)/terraform-tests.log
 
-pytest: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars checkov
+pytest: bootstrap postgres-bin chromium kafka-broker openlineage-spark s3-jars checkov
 	@$(VENV)/bin/pytest -q tests/terraform > $(TF_TEST_LOG) 2>&1 & tf=$$!; \
 	$(VENV)/bin/pytest -q -n 2 --dist load --durations=15 -m "not extended and not property" \
 	  --ignore=tests/terraform $(PYTEST_ARGS); main=$$?; \
@@ -164,7 +173,7 @@ pytest: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars checkov
 
 test:
 	@$(MAKE) --no-print-directory -j$(SETUP_JOBS) --output-sync=target \
-	  bootstrap lint typecheck postgres-bin kafka-broker openlineage-spark s3-jars checkov
+	  bootstrap lint typecheck postgres-bin chromium kafka-broker openlineage-spark s3-jars checkov
 	@$(MAKE) --no-print-directory pytest
 
 # The SCD2 property test alone, at 60 random examples (make test-extended runs it too).

@@ -147,10 +147,6 @@ def _run_wave(
         for run in as_completed(runs):
             (job, attempt), (status, seconds) = runs[run], run.result()
             if progress:
-                summary = run_summaries(paths, job, day).get(attempt)
-                progress.finished(
-                    JobResult.of_summary(summary, seconds)
-                    if summary
-                    else JobResult(job, day, status, seconds)
-                )
+                summary = run_summaries(paths, job, day).get(attempt, {"status": status})
+                progress.finished(JobResult.of_summary(job, day, summary, seconds))
             yield job, attempt, status

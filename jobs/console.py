@@ -37,18 +37,21 @@ class JobResult:
     @staticmethod
     def of_run(summary: RunSummary) -> JobResult:
         """From a finished run's summary."""
-        return JobResult.of_summary(json.loads(summary.to_json()))
+        doc = json.loads(summary.to_json())
+        return JobResult.of_summary(summary.job, date.fromisoformat(summary.logical_date), doc)
 
     @staticmethod
-    def of_summary(summary: dict[str, Any], seconds: float | None = None) -> JobResult:
-        """From a run summary (``summary.json``); ``seconds`` defaults to its duration."""
+    def of_summary(
+        job: str, day: date, summary: dict[str, Any], seconds: float | None = None
+    ) -> JobResult:
+        """From ``job``'s run summary (``summary.json``); ``seconds`` defaults to its duration."""
         rows = summary.get("rows") or {}
         error = (summary.get("error") or {}).get("message", "")
         skipped = (summary.get("notes") or {}).get("skipped")
         return JobResult(
-            job=summary["job"],
-            day=date.fromisoformat(summary["logical_date"]),
-            status=summary["status"],
+            job=job,
+            day=day,
+            status=summary.get("status", "?"),
             seconds=(summary.get("duration_s") or 0.0) if seconds is None else seconds,
             rows_in=rows.get("in"),
             rows_out=rows.get("out"),

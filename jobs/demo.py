@@ -34,6 +34,7 @@ from jobs.datagen.generator import GeneratorParams
 from jobs.datagen.simulator import SourceSimulator, drop_file, local_sources
 from jobs.datagen.writer import DayManifest, write_dataset
 from jobs.registry import daily_jobs
+from jobs.report import write_report
 from jobs.runner import execute
 
 Echo = Callable[[str], None]
@@ -186,11 +187,16 @@ def _run_days(
         return 1
     echo("")
     echo(_summary(manifests, summaries, paths, spark, time.perf_counter() - started))
+    code = 0
     if broken_batch:
-        return _broken_batch(
+        code = _broken_batch(
             settings, paths, spark, params.start_date + timedelta(params.days), echo
         )
-    return 0
+    # beside the sources under the home, also when the lake is on the embedded S3
+    page = Path(paths.sources).parent / "report" / "index.html"
+    jobs = [spec.name for spec in daily_jobs(settings)]
+    echo(f"\nreport: {write_report(settings, paths, jobs, str(page))} (open it in a browser)")
+    return code
 
 
 class DayFailedError(Exception):

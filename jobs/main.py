@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--env", choices=ENVIRONMENTS, default="local")
 
+    report = commands.add_parser(
+        "report",
+        help="one HTML page: lineage graph, rows per day, gates, freshness, last runs",
+    )
+    report.add_argument("--env", choices=ENVIRONMENTS, default="local")
+    report.add_argument("--out", help="where to write it (default: <lake root>/report/index.html)")
+
     commands.add_parser("jobs", help="list the jobs `run` knows")
     return parser
 
@@ -182,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         for spec in build_registry(settings).values():
             print(f"{spec.name:<28} {spec.description}")
         return 0
-    quiet = "WARNING" if args.command == "demo" else None
+    quiet = "WARNING" if args.command in ("demo", "backfill") else None  # progress lines
     configure_logging(settings.logging.level, console_level=quiet)
     paths = resolve_lake_paths(settings)
     if args.command == "generate-data":
@@ -207,6 +214,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         view = build_status(read_run_summaries(paths).values())
         print(render_status(view, utc_now()), end="")
+        return 0
+    if args.command == "report":
+        from jobs.registry import daily_jobs
+        from jobs.report import write_report
+
+        jobs = [spec.name for spec in daily_jobs(settings)]
+        print(f"report: {write_report(settings, paths, jobs, args.out)}")
         return 0
     from jobs.registry import get_job
     from jobs.runner import execute

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from jobs.common.config import Settings
 from jobs.common.delta_io import current_version, read_table
 from jobs.common.errors import ConfigError
 from jobs.common.paths import LakePaths
+from jobs.console import PipelineProgress
 from jobs.main import main
 from tests.support.net import free_port
 
@@ -47,7 +50,8 @@ class FakeRunner:
         status = "FAILED" if f"{job}@{day}" in self.fail else "SUCCEEDED"
         folder = Path(self.lake.run_dir(f"{job}__{day}__a{attempt}"))
         folder.mkdir(parents=True)
-        (folder / "summary.json").write_text(json.dumps({"status": status}))
+        rows = {"in": 5, "out": 5, "quarantined": 0}
+        (folder / "summary.json").write_text(json.dumps({"status": status, "rows": rows}))
         return status
 
 
@@ -74,6 +78,30 @@ def test_an_interrupted_backfill_resumes_and_a_finished_one_runs_nothing(
     again = FakeRunner(lake, fail=set())
     third = run_backfill(settings, lake, D1, D3, again, jobs=jobs, echo=lambda _: None)
     assert (again.calls, third.ran, len(third.skipped)) == ([], [], 6)
+
+
+def test_backfill_progress_shows_each_job_with_its_rows_and_the_ones_already_done(
+    settings: Settings, lake: LakePaths
+) -> None:
+    jobs = ["bronze.fx_rates", "silver.fx_rates"]
+    first = FakeRunner(lake, fail=set())
+    run_backfill(settings, lake, D1, D1, first, jobs=["bronze.fx_rates"], echo=lambda _: None)
+    out = io.StringIO()
+    with PipelineProgress(days=2, total_jobs=4, stream=out) as progress:
+        result = run_backfill(
+            settings, lake, D1, D2, FakeRunner(lake, fail={"silver.fx_rates@2026-01-02"}),
+            jobs=jobs, echo=lambda line: out.write(f"echo {line}"), progress=progress,
+        )  # fmt: skip
+    assert result.failed == ["silver.fx_rates@2026-01-02"]
+    lines = [re.sub(r"\s+", " ", line).strip() for line in out.getvalue().splitlines()]
+    assert [re.sub(r" [0-9.]+s | \d+:\d\d\]", " T ", line) for line in lines] == [
+        "day 1/2 2026-01-01 2 jobs (elapsed 0:00)",
+        "skipped bronze.fx_rates T read - written - quarantined - [1/4 T ",
+        "ok silver.fx_rates T read 5 written 5 quarantined 0 [2/4 T ",
+        "day 2/2 2026-01-02 2 jobs (elapsed 0:00)",
+        "ok bronze.fx_rates T read 5 written 5 quarantined 0 [3/4 T ",
+        "FAILED silver.fx_rates T read 5 written 5 quarantined 0 [4/4 T ",
+    ]
 
 
 # ~125 s of two backfills: make test-extended (CI); resume and skip semantics run in make test
