@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,13 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.common.errors import ConfigError, QualityGateError
+from jobs.common.config import Settings
+from jobs.common.errors import ConfigError, QualityGateError, ReconciliationError
 from jobs.common.expectations import load_suite, row_check
-from jobs.common.quality import FAILED_RULES, Reconciliation, check
+from jobs.common.job import JobEnv
+from jobs.common.paths import LakePaths
+from jobs.common.quality import FAILED_RULES, Reconciliation, check, gate_reports, reconcile
+from jobs.common.run_context import RunContext, RunRecorder
 
 ORDERS = "order_id STRING, customer_id STRING, amount DOUBLE, currency STRING"
 SUITE = """
@@ -234,6 +239,24 @@ def test_reconciliation_names_unexplained_rows_and_duplicate_keys() -> None:
         "b -> s: b versions 0..0 added 10 rows, accounted for 11 (quarantined 0, applied 11, "
         "deduplicated 0): -1 unexplained (-10.00%, at most 1.00% allowed)"
     ]
+
+
+def test_a_rerun_in_the_same_process_starts_with_no_gate_reports_of_the_run_before(
+    settings: Settings, lake: LakePaths
+) -> None:
+    """The reports live in the run's recorder: a second run of the same run id (a rerun
+    of the attempt in a long-lived process) does not inherit the first one's failure."""
+    ctx = RunContext("silver.o", "local", dt.date(2026, 1, 1))
+    lossy = Reconciliation("bronze.o", "silver.o", (0, 1), source_rows=10, rows_read=5)
+    with pytest.raises(ReconciliationError, match="5 unexplained"):
+        reconcile(JobEnv(None, settings, lake, ctx, RunRecorder(ctx, lake)), "silver", "o", lossy)  # type: ignore[arg-type]
+
+    again = RunRecorder(ctx, lake)
+    whole = Reconciliation("bronze.o", "silver.o", (0, 1), source_rows=10, rows_read=10)
+    reconcile(JobEnv(None, settings, lake, ctx, again), "silver", "o", whole)  # type: ignore[arg-type]
+    recorded = again.summary.quality["silver.o"]
+    assert (recorded["status"], recorded["problems"]) == ("no-suite", [])
+    assert [r.name for r in gate_reports(again)] == ["silver.o"]
 
 
 ROW_RULES = """
