@@ -183,13 +183,13 @@ test-property: bootstrap
 # What make test leaves out: extended crash points, the lake on S3, the DAGs on MWAA's
 # Airflow, and the property test at 60 examples. worksteal: with load, xdist hands each
 # worker two tests at first, and the two 12-minute tests queued on one worker.
-test-extended: bootstrap postgres-bin kafka-broker openlineage-spark s3-jars mwaa-airflow
+test-extended: bootstrap postgres-bin chromium kafka-broker openlineage-spark s3-jars mwaa-airflow
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=15 \
 	  -m "extended or property" $(PYTEST_ARGS)
 
 # The jobs on the emulated EMR Serverless alone (make test-extended runs them too): two
 # days on S3 with day 2's FX chain on the image, and what the image shows a job.
-test-emr: bootstrap s3-jars openlineage-spark
+test-emr: bootstrap chromium s3-jars openlineage-spark
 	$(VENV)/bin/pytest -q -s tests/dags/test_dag_on_emr_emulator.py $(PYTEST_ARGS)
 
 bench: bootstrap

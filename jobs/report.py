@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -335,6 +336,15 @@ def _table(table_id: str, header: Sequence[str], rows: Iterable[Sequence[object]
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _page_cell(link: str | None) -> str:
+    """A link to a gate's page; a location no browser opens (``s3://``) shown as text."""
+    if link is None:
+        return "<td></td>"
+    if "://" in link:
+        return f"<td><code>{html.escape(link)}</code></td>"
+    return f'<td><a href="{html.escape(link)}">report</a></td>'
+
+
 def _status(status: str) -> str:
     return f'<td class="{html.escape(status)}">{html.escape(status)}</td>'
 
@@ -347,7 +357,7 @@ def render_report(
     env: str,
     now: datetime,
 ) -> str:
-    """The whole page. ``gate_pages``: gate -> the link to its latest report page."""
+    """The whole page. ``gate_pages``: gate -> its latest report page (see :func:`page_link`)."""
     gates = "".join(
         "<tr>"
         + _cell(g.gate)
@@ -356,11 +366,7 @@ def render_report(
         + _cell(g.failed)
         + _cell(g.rows_quarantined)
         + _cell("; ".join(g.problems))
-        + (
-            f'<td><a href="{html.escape(gate_pages[g.gate])}">report</a></td>'
-            if g.gate in gate_pages
-            else "<td></td>"
-        )
+        + _page_cell(gate_pages.get(g.gate))
         + "</tr>"
         for g in view.gates
     )
@@ -421,10 +427,20 @@ read and wrote; grey: sources; red: quarantine tables that received rows.</p>
 """
 
 
-def _link(page: str, report_dir: str | None) -> str:
-    """A gate page's link: relative to a local report's folder, else its location."""
-    if report_dir and "://" not in page:
-        return os.path.relpath(page, report_dir)
+def page_link(page: str, report: str) -> str:
+    """How the report at ``report`` links to ``page``.
+
+    A relative path when both are in one place (local, or one bucket: served together,
+    the link works), else the page's location.
+    """
+    scheme, _, rest = report.partition("://")
+    page_scheme, _, page_rest = page.partition("://")
+    if not rest and not page_rest:  # both local
+        return os.path.relpath(page, Path(report).parent)
+    bucket, _, key = rest.partition("/")
+    page_bucket, _, page_key = page_rest.partition("/")
+    if rest and (scheme, bucket) == (page_scheme, page_bucket):
+        return posixpath.relpath(page_key, posixpath.dirname(key))
     return page
 
 
@@ -447,12 +463,11 @@ def write_report(
             ended = summary.get("ended_at") or ""
             if "page" in result and ended >= latest.get(gate, ("", ""))[0]:
                 latest[gate] = (ended, result["page"])
-    report_dir = str(Path(location).parent) if "://" not in location else None
     page = render_report(
         build_status(summaries),
         graph,
         rows_per_day(summaries),
-        {gate: _link(page, report_dir) for gate, (_, page) in latest.items()},
+        {gate: page_link(page, location) for gate, (_, page) in latest.items()},
         settings.env,
         utc_now(),
     )

@@ -24,6 +24,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from jobs.datagen.local_aws import LocalAws, running_local_aws
+from tests.support.browser import look_at
 from tests.support.emr_emulator import PLUGIN
 from tests.support.moto_server import ACCOUNT
 from tests.support.openlineage_schema import validation_errors
@@ -208,6 +209,19 @@ def test_two_days_on_s3_equal_local_disk_with_day_2s_fx_chain_run_on_the_emulate
     assert sorted(int(e["fileName"][:20]) for e in entries if e["tablePath"] == gold) == (
         world.commit_files(gold)
     )
+
+    # the report page from dev's run records on S3 (both drivers' summaries and events):
+    # every daily job in the graph; the gate pages, on S3, shown by their locations
+    page = tmp_path / "report" / "index.html"
+    reported = world.run("jobs.main", "report", "--env", "dev", "--out", str(page), environ=dev)
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    seen = look_at(page, tmp_path / "report.png")
+    assert (seen.console_errors, seen.blocked_requests) == ([], [])
+    assert {r["job"] for r in s3_result["runs"]} <= set(seen.look["lineage_texts"])
+    assert "gold.customer_360" in [row[0] for row in seen.look["freshness"]]
+    locations = seen.look["gate_locations"]
+    assert locations and all(p.startswith(f"s3://{bucket}/ops/runs/") for p in locations)
+    assert {row[1] for row in seen.look["runs"]} == {"SUCCEEDED"}
     print(json.dumps(times, indent=2))  # the figures of docs/architecture.md (-s shows them)
 
 

@@ -16,7 +16,15 @@ from jobs.common.lineage import RunLineage, read_events
 from jobs.common.paths import LakePaths
 from jobs.common.run_context import DatasetStats, RunContext, RunRecorder, job_run
 from jobs.main import main
-from jobs.report import Node, lineage_graph, quarantine_of, rows_per_day, table_names
+from jobs.report import (
+    Node,
+    lineage_graph,
+    page_link,
+    quarantine_of,
+    rows_per_day,
+    table_names,
+    write_report,
+)
 from tests.support.browser import look_at
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
@@ -165,3 +173,27 @@ def test_the_report_renders_offline_in_chromium_with_graph_charts_gates_and_runs
     ]
     assert [row[0] for row in look["freshness"]] == sorted(JOBS)
     assert shot.stat().st_size > 50_000  # a full page, not a blank one
+
+
+@pytest.mark.parametrize(
+    ("page", "report", "link"),
+    [
+        ("/h/runs/r1/quality/index.html", "/h/report/index.html", "../runs/r1/quality/index.html"),
+        ("s3://ops/p/runs/r1/q.html", "s3://ops/p/report/index.html", "../runs/r1/q.html"),
+        ("s3://ops/p/runs/r1/q.html", "/tmp/report.html", "s3://ops/p/runs/r1/q.html"),
+        ("s3://ops/p/runs/r1/q.html", "s3://other/report.html", "s3://ops/p/runs/r1/q.html"),
+    ],
+)
+def test_gate_pages_are_linked_relatively_where_they_are_served_together(
+    page: str, report: str, link: str
+) -> None:
+    assert page_link(page, report) == link
+
+
+def test_a_lake_without_runs_gets_a_page_that_says_so(
+    settings: Settings, lake: LakePaths, tmp_path: Path
+) -> None:
+    out = tmp_path / "empty.html"
+    assert write_report(settings, lake, JOBS, str(out)) == str(out)
+    text = out.read_text()
+    assert "<p>no lineage events</p>" in text and "<p>no successful runs</p>" in text

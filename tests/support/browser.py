@@ -36,6 +36,7 @@ LOOK = """() => {
     rows_bars: document.querySelectorAll("#rows svg g[id^='patch'] path").length,
     gates: rows("#gates"),
     gate_links: [...document.querySelectorAll("#gates a")].map((a) => a.href),
+    gate_locations: [...document.querySelectorAll("#gates code")].map((c) => c.textContent),
     freshness: rows("#freshness"),
     runs: rows("#runs"),
   };
