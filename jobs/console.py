@@ -8,7 +8,6 @@ pipe) only the finished lines are printed: no redraws, no control characters.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -37,8 +36,16 @@ class JobResult:
     @staticmethod
     def of_run(summary: RunSummary) -> JobResult:
         """From a finished run's summary."""
-        doc = json.loads(summary.to_json())
-        return JobResult.of_summary(summary.job, date.fromisoformat(summary.logical_date), doc)
+        return JobResult(
+            job=summary.job,
+            day=date.fromisoformat(summary.logical_date),
+            status=summary.status,
+            seconds=summary.duration_s or 0.0,
+            rows_in=summary.rows_in,
+            rows_out=summary.rows_out,
+            rows_quarantined=summary.rows_quarantined,
+            note=_note(summary.notes, summary.error),
+        )
 
     @staticmethod
     def of_summary(
@@ -46,8 +53,6 @@ class JobResult:
     ) -> JobResult:
         """From ``job``'s run summary (``summary.json``); ``seconds`` defaults to its duration."""
         rows = summary.get("rows") or {}
-        error = (summary.get("error") or {}).get("message", "")
-        skipped = (summary.get("notes") or {}).get("skipped")
         return JobResult(
             job=job,
             day=day,
@@ -56,8 +61,14 @@ class JobResult:
             rows_in=rows.get("in"),
             rows_out=rows.get("out"),
             rows_quarantined=rows.get("quarantined"),
-            note=f"skipped: {skipped}" if skipped else _first_line(error),
+            note=_note(summary.get("notes"), summary.get("error")),
         )
+
+
+def _note(notes: dict[str, Any] | None, error: dict[str, str] | None) -> str:
+    """Why a run skipped, or its error's first line."""
+    skipped = (notes or {}).get("skipped")
+    return f"skipped: {skipped}" if skipped else _first_line((error or {}).get("message"))
 
 
 def _first_line(text: object) -> str:

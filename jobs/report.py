@@ -33,6 +33,7 @@ from jobs.common.tables import declared_tables, quarantine_table_name
 from jobs.status import StatusView, build_status
 
 # columns of the lineage graph, left to right
+LAYERS = ("bronze", "silver", "gold")  # jobs of other kinds (maintenance) are not drawn
 COLUMNS = ("source", "bronze job", "bronze", "silver job", "silver", "gold job", "gold")
 COLORS = {
     "source": "#9e9e9e",
@@ -55,7 +56,12 @@ class Node:
     @property
     def key(self) -> str:
         """Unique in the graph: a Bronze job and the table it writes share a name."""
-        return f"{self.kind}:{self.name}"
+        return node_key(self.kind, self.name)
+
+
+def node_key(kind: str, name: str) -> str:
+    """The graph key of the ``kind`` node called ``name``."""
+    return f"{kind}:{name}"
 
 
 @dataclass
@@ -89,10 +95,10 @@ def _source_label(namespace: str, name: str, paths: LakePaths) -> str:
     """A short name for a source dataset: relative to the sources or landing folder."""
     for root, label in ((paths.sources, "sources"), (paths.landing, "landing")):
         root_ns, root_name = dataset_name(root)
-        if namespace == root_ns and name.startswith(root_name.rstrip("/") + "/"):
-            return f"{label}/{name[len(root_name.rstrip('/')) + 1 :]}"
-        if root_ns == "file" and name.startswith(root_name.rstrip("/") + "/"):
-            return f"{label}/{name[len(root_name.rstrip('/')) + 1 :]}"  # sqlite files
+        prefix = root_name.rstrip("/") + "/"
+        # a local folder also holds file databases (namespace ``sqlite``)
+        if name.startswith(prefix) and root_ns in (namespace, "file"):
+            return f"{label}/{name[len(prefix) :]}"
     return f"{namespace}/{name}"
 
 
@@ -108,7 +114,7 @@ def lineage_graph(
     ``tables`` names the lake's datasets (:func:`table_names`); any other dataset is a
     source. ``quarantined`` maps a job to the quarantine table it put rows in.
     """
-    wanted = set(jobs)
+    wanted = {job for job in jobs if job.split(".", 1)[0] in LAYERS}
     graph = LineageGraph()
     for event in events:
         job = event.get("job", {}).get("name")
@@ -127,10 +133,9 @@ def lineage_graph(
                 added = graph.add(node)
                 graph.edges.add((added, runs) if side == "inputs" else (runs, added))
     for job, table in quarantined.items():
-        runs = Node(job, "job", _column(job.split(".", 1)[0], "job")).key
-        if runs in graph.nodes:
-            layer = job.split(".", 1)[0]
-            graph.edges.add((runs, graph.add(Node(table, "quarantine", _column(layer, "dataset")))))
+        if (runs := node_key("job", job)) in graph.nodes:
+            column = _column(job.split(".", 1)[0], "dataset")
+            graph.edges.add((runs, graph.add(Node(table, "quarantine", column))))
     return graph
 
 
