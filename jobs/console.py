@@ -180,14 +180,18 @@ class PipelineProgress:
         status = STATUS_WORDS.get(result.status, result.status)
         if result.note.startswith("skipped"):
             status = "skipped"
-        rows = (
-            f"read {_rows(result.rows_in):>9}  written {_rows(result.rows_out):>9}  "
-            f"quarantined {_rows(result.rows_quarantined):>6}"
-        )
-        note = f"  {_first_line(result.note)}" if result.note and status != "skipped" else ""
-        self.print(
-            f"  {status:<7} {result.job:<32} {result.seconds:6.1f}s  {rows}  "
-            f"[{self.done}/{self.total} {_clock(self.elapsed)}]{note}"
-        )
+        counter = f"[{self.done}/{self.total} {_clock(self.elapsed)}]"
+        if status == "skipped" and result.rows_in is None:  # not run: done before
+            reason = result.note.removeprefix("skipped: ")
+            self.print(f"  {status:<7} {result.job:<32} {reason:<64}{counter}")
+        else:
+            rows = (
+                f"read {_rows(result.rows_in):>9}  written {_rows(result.rows_out):>9}  "
+                f"quarantined {_rows(result.rows_quarantined):>6}"
+            )
+            note = f"  {_first_line(result.note)}" if result.note and status != "skipped" else ""
+            self.print(
+                f"  {status:<7} {result.job:<32} {result.seconds:6.1f}s  {rows}  {counter}{note}"
+            )
         if self._bar is not None:
             self._bar.update(self._task, advance=1)

@@ -96,7 +96,7 @@ def test_backfill_progress_shows_each_job_with_its_rows_and_the_ones_already_don
     lines = [re.sub(r"\s+", " ", line).strip() for line in out.getvalue().splitlines()]
     assert [re.sub(r" [0-9.]+s | \d+:\d\d\]", " T ", line) for line in lines] == [
         "day 1/2 2026-01-01 2 jobs (elapsed 0:00)",
-        "skipped bronze.fx_rates T read - written - quarantined - [1/4 T ",
+        "skipped bronze.fx_rates already succeeded [1/4 T ",
         "ok silver.fx_rates T read 5 written 5 quarantined 0 [2/4 T ",
         "day 2/2 2026-01-02 2 jobs (elapsed 0:00)",
         "ok bronze.fx_rates T read 5 written 5 quarantined 0 [3/4 T ",
