@@ -147,6 +147,10 @@ def _run_wave(
         for run in as_completed(runs):
             (job, attempt), (status, seconds) = runs[run], run.result()
             if progress:
-                summary = run_summaries(paths, job, day).get(attempt, {"status": status})
-                progress.finished(JobResult.of_summary(job, day, summary, seconds))
+                summary = run_summaries(paths, job, day).get(attempt)
+                progress.finished(
+                    JobResult.of_summary(summary, seconds)
+                    if summary  # none when the run failed before it started (EMR)
+                    else JobResult(job, day, status, seconds)
+                )
             yield job, attempt, status

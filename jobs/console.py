@@ -8,6 +8,7 @@ pipe) only the finished lines are printed: no redraws, no control characters.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from jobs.common.run_context import RunSummary
+from jobs.status import last_run
 
 STATUS_WORDS = {"SUCCEEDED": "ok", "SUCCESS": "ok", "FAILED": "FAILED"}
 
@@ -36,44 +38,25 @@ class JobResult:
     @staticmethod
     def of_run(summary: RunSummary) -> JobResult:
         """From a finished run's summary."""
-        return JobResult(
-            job=summary.job,
-            day=date.fromisoformat(summary.logical_date),
-            status=summary.status,
-            seconds=summary.duration_s or 0.0,
-            rows_in=summary.rows_in,
-            rows_out=summary.rows_out,
-            rows_quarantined=summary.rows_quarantined,
-            note=_note(summary.notes, summary.error),
-        )
+        return JobResult.of_summary(json.loads(summary.to_json()))
 
     @staticmethod
-    def of_summary(
-        job: str, day: date, summary: dict[str, Any], seconds: float | None = None
-    ) -> JobResult:
-        """From ``job``'s run summary (``summary.json``); ``seconds`` defaults to its duration."""
-        rows = summary.get("rows") or {}
+    def of_summary(summary: dict[str, Any], seconds: float | None = None) -> JobResult:
+        """From a run summary document, read as ``lakehouse status`` reads it.
+
+        ``seconds`` defaults to the run's duration.
+        """
+        run = last_run(summary)
         return JobResult(
-            job=job,
-            day=day,
-            status=summary.get("status", "?"),
-            seconds=(summary.get("duration_s") or 0.0) if seconds is None else seconds,
-            rows_in=rows.get("in"),
-            rows_out=rows.get("out"),
-            rows_quarantined=rows.get("quarantined"),
-            note=_note(summary.get("notes"), summary.get("error")),
+            job=run.job,
+            day=date.fromisoformat(run.logical_date),
+            status=run.status,
+            seconds=run.duration_s if seconds is None else seconds,
+            rows_in=run.rows_read,
+            rows_out=run.rows_written,
+            rows_quarantined=run.rows_quarantined,
+            note=run.note,
         )
-
-
-def _note(notes: dict[str, Any] | None, error: dict[str, str] | None) -> str:
-    """Why a run skipped, or its error's first line."""
-    skipped = (notes or {}).get("skipped")
-    return f"skipped: {skipped}" if skipped else _first_line((error or {}).get("message"))
-
-
-def _first_line(text: object) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _clock(seconds: float) -> str:
@@ -189,7 +172,8 @@ class PipelineProgress:
                 f"read {_rows(result.rows_in):>9}  written {_rows(result.rows_out):>9}  "
                 f"quarantined {_rows(result.rows_quarantined):>6}"
             )
-            note = f"  {_first_line(result.note)}" if result.note and status != "skipped" else ""
+            first = result.note.partition("\n")[0]
+            note = f"  {first}" if first and status != "skipped" else ""
             self.print(
                 f"  {status:<7} {result.job:<32} {result.seconds:6.1f}s  {rows}  {counter}{note}"
             )

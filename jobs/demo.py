@@ -26,7 +26,7 @@ from jobs.common.config import Settings, load_settings, with_source_options
 from jobs.common.delta_io import current_version, read_table, table_exists
 from jobs.common.errors import QualityGateError
 from jobs.common.paths import LAYERS, LakePaths, resolve_lake_paths
-from jobs.common.run_context import RunContext, RunSummary
+from jobs.common.run_context import RunContext, RunSummary, read_run_summaries
 from jobs.common.spark import build_spark_session, runtime_versions
 from jobs.common.storage import list_folders
 from jobs.console import JobResult, PipelineProgress
@@ -176,7 +176,8 @@ def _run_days(
     versions = runtime_versions(spark)
     echo(f"runtime: Spark {versions['spark']}, Delta {versions['delta']} ({settings.spark.master})")
     summaries: list[RunSummary] = []
-    total = params.days * len(daily_jobs(settings))
+    jobs = [spec.name for spec in daily_jobs(settings)]
+    total = params.days * len(jobs)
     try:
         with PipelineProgress(params.days, total) as progress:
             for _, runs in run_days(settings, paths, params, simulator, spark, progress=progress):
@@ -194,7 +195,6 @@ def _run_days(
         )
     # beside the sources under the home, also when the lake is on the embedded S3
     page = Path(paths.sources).parent / "report" / "index.html"
-    jobs = [spec.name for spec in daily_jobs(settings)]
     echo(f"\nreport: {write_report(settings, paths, jobs, str(page))} (open it in a browser)")
     return code
 
@@ -241,13 +241,12 @@ def run_days(
             ctx = RunContext(job=spec.name, env=settings.env, logical_date=day)
             if progress:
                 progress.started(spec.name, day)
-            begun = time.perf_counter()
             try:
                 runs.append(execute(ctx, settings, paths, spark))
             except Exception as exc:
-                if progress:
-                    took = time.perf_counter() - begun
-                    progress.finished(JobResult(spec.name, day, "FAILED", took, note=str(exc)))
+                if progress:  # its FAILED summary is written
+                    for summary in read_run_summaries(paths, f"{ctx.run_id}/").values():
+                        progress.finished(JobResult.of_summary(summary))
                 raise DayFailedError(day, ctx) from exc
             if progress:
                 progress.finished(JobResult.of_run(runs[-1]))

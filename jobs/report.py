@@ -18,6 +18,7 @@ import html
 import io
 import os
 import posixpath
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -211,29 +212,25 @@ def layered_positions(graph: LineageGraph) -> dict[str, tuple[float, float]]:
     return positions
 
 
+def _color(node: Node) -> str:
+    """Jobs and quarantine tables by kind, other datasets by their column."""
+    return COLORS[COLUMNS[node.column] if node.kind == "dataset" else node.kind]
+
+
 def draw_lineage(graph: LineageGraph) -> str:
     """The lineage graph as SVG: one column per layer, jobs between their datasets."""
     import networkx as nx
 
     plt = _pyplot()
-    g = nx.DiGraph()
-    for node in sorted(graph.nodes.values(), key=lambda n: (n.column, n.kind, n.name)):
-        g.add_node(node.key, column=node.column)
-    g.add_edges_from(sorted(graph.edges))
+    g = nx.DiGraph(sorted(graph.edges))
+    g.add_nodes_from(graph.nodes)  # a job that read and wrote nothing
     positions = layered_positions(graph)
-    tallest = max(sum(1 for x, _ in positions.values() if x == c) for c, _ in positions.values())
+    columns = Counter(node.column for node in graph.nodes.values())
+    tallest = max(columns.values())
     figure, axes = plt.subplots(figsize=(17, max(4.0, 0.42 * tallest)))
-    colors = []
-    for name in g.nodes:
-        node = graph.nodes[name]
-        if node.kind == "job":
-            colors.append(COLORS["job"])
-        elif node.kind == "quarantine":
-            colors.append(COLORS["quarantine"])
-        else:
-            colors.append(COLORS[COLUMNS[node.column].split(" ")[0]])
+    colors = [_color(graph.nodes[key]) for key in g.nodes]
     forward = [(a, b) for a, b in g.edges if graph.nodes[a].column < graph.nodes[b].column]
-    backward = [(a, b) for a, b in g.edges if (a, b) not in forward]
+    backward = [(a, b) for a, b in g.edges if graph.nodes[a].column >= graph.nodes[b].column]
     nx.draw_networkx_nodes(g, positions, ax=axes, node_color=colors, node_size=120)
     nx.draw_networkx_edges(
         g, positions, ax=axes, edgelist=forward, edge_color="#8a8a8a", arrowsize=8, width=0.7
@@ -260,11 +257,10 @@ def draw_lineage(graph: LineageGraph) -> str:
             color="#1d1d1d",
             gid=f"node-{key}",
         )
-    xs = sorted({x for x, _ in positions.values()})
-    for column, x in zip(sorted({graph.nodes[n].column for n in g.nodes}), xs, strict=True):
+    for column in sorted(columns):  # x of a node is its column
         axes.annotate(
             COLUMNS[column],
-            (x, 1),
+            (column, 1),
             xycoords=("data", "axes fraction"),
             xytext=(0, 12),
             textcoords="offset points",
@@ -358,11 +354,11 @@ def render_report(
     view: StatusView,
     graph: LineageGraph,
     rows: Mapping[str, Mapping[str, tuple[int, int]]],
-    gate_pages: Mapping[str, str],
     env: str,
     now: datetime,
+    location: str,
 ) -> str:
-    """The whole page. ``gate_pages``: gate -> its latest report page (see :func:`page_link`)."""
+    """The whole page, to be written at ``location`` (gate pages link from there)."""
     gates = "".join(
         "<tr>"
         + _cell(g.gate)
@@ -371,7 +367,7 @@ def render_report(
         + _cell(g.failed)
         + _cell(g.rows_quarantined)
         + _cell("; ".join(g.problems))
-        + _page_cell(gate_pages.get(g.gate))
+        + _page_cell(page_link(g.page, location) if g.page else None)
         + "</tr>"
         for g in view.gates
     )
@@ -462,21 +458,13 @@ def write_report(
     graph = lineage_graph(
         read_events(paths.lineage), table_names(settings, paths), jobs, quarantined, paths
     )
-    latest: dict[str, tuple[str, str]] = {}
-    for summary in summaries:
-        for gate, result in summary.get("quality", {}).items():
-            ended = summary.get("ended_at") or ""
-            if "page" in result and ended >= latest.get(gate, ("", ""))[0]:
-                latest[gate] = (ended, result["page"])
     page = render_report(
         build_status(summaries),
         graph,
         rows_per_day(summaries),
-        {gate: page_link(page, location) for gate, (_, page) in latest.items()},
         settings.env,
         utc_now(),
+        location,
     )
-    if "://" not in location:
-        Path(location).parent.mkdir(parents=True, exist_ok=True)
     write_text(location, page)
     return location

@@ -53,6 +53,7 @@ class GateResult:
     failed: int
     rows_quarantined: int
     problems: tuple[str, ...]
+    page: str = ""  # its HTML report page
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def build_status(summaries: Iterable[dict[str, Any]]) -> StatusView:
     tables: dict[str, TableFreshness] = {}
     gates: dict[str, GateResult] = {}
     for summary in ordered:
-        runs[summary["job"]] = _last_run(summary)
+        runs[summary["job"]] = last_run(summary)
         for name, gate in summary.get("quality", {}).items():
             gates[name] = GateResult(
                 gate=name,
@@ -84,6 +85,7 @@ def build_status(summaries: Iterable[dict[str, Any]]) -> StatusView:
                 failed=int(gate.get("failed", 0)),
                 rows_quarantined=int(gate.get("rows_quarantined", 0)),
                 problems=tuple(gate.get("problems", [])),
+                page=gate.get("page", ""),
             )
         if summary["status"] != "SUCCEEDED" or summary.get("notes", {}).get("skipped"):
             continue
@@ -152,7 +154,8 @@ def render_status(view: StatusView, now: datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _last_run(summary: dict[str, Any]) -> LastRun:
+def last_run(summary: dict[str, Any]) -> LastRun:
+    """How the run of ``summary`` (a ``summary.json`` document) went, in one row."""
     facts = RunFacts.from_summary(summary)
     skipped = summary.get("notes", {}).get("skipped")
     return LastRun(

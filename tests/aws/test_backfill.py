@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from jobs.common.config import Settings
 from jobs.common.delta_io import current_version, read_table
 from jobs.common.errors import ConfigError
 from jobs.common.paths import LakePaths
+from jobs.common.run_context import DatasetStats, RunSummary
 from jobs.console import PipelineProgress
 from jobs.main import main
 from tests.support.net import free_port
@@ -50,8 +50,11 @@ class FakeRunner:
         status = "FAILED" if f"{job}@{day}" in self.fail else "SUCCEEDED"
         folder = Path(self.lake.run_dir(f"{job}__{day}__a{attempt}"))
         folder.mkdir(parents=True)
-        rows = {"in": 5, "out": 5, "quarantined": 0}
-        (folder / "summary.json").write_text(json.dumps({"status": status, "rows": rows}))
+        run = RunSummary(f"{job}__{day}__a{attempt}", job, "local", day.isoformat(), attempt,
+                         status=status, ended_at=f"{day}T23:00:00+00:00")  # fmt: skip
+        run.inputs.append(DatasetStats("source", "/in", 5))
+        run.outputs.append(DatasetStats(job, "/out", 5, 0))
+        (folder / "summary.json").write_text(run.to_json())
         return status
 
 

@@ -24,7 +24,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def summary(job: str, status: str = "SUCCEEDED", **notes: str) -> RunSummary:
     run = RunSummary(f"{job}__2026-01-01__a1", job, "local", "2026-01-01", 1, status=status)
-    run.duration_s = 3.25
+    run.ended_at, run.duration_s = "2026-01-02T00:10:00+00:00", 3.25
     run.inputs.append(DatasetStats("source", "/in", 1200))
     run.outputs.append(DatasetStats(job, "/out", 1180, 20))
     run.notes.update(notes)
